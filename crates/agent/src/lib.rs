@@ -1,0 +1,1 @@
+//! portico-agent: see Cargo.toml description and ARCHITECTURE.md.

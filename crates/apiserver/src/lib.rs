@@ -1,0 +1,1 @@
+//! portico-apiserver: see Cargo.toml description and ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! portico-controllers: see Cargo.toml description and ARCHITECTURE.md.

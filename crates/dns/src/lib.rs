@@ -1,0 +1,1 @@
+//! portico-dns: see Cargo.toml description and ARCHITECTURE.md.

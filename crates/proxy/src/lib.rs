@@ -1,0 +1,1 @@
+//! portico-proxy: see Cargo.toml description and ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! portico-store: see Cargo.toml description and ARCHITECTURE.md.
