@@ -6,3 +6,12 @@
 
 pub mod resource;
 pub mod status;
+pub mod discovery;
+pub mod patch;
+pub mod table;
+pub mod openapi;
+pub mod defaults;
+pub mod gofmt;
+pub mod selector;
+pub mod strict;
+pub mod validation;

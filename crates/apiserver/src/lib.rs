@@ -1,1 +1,121 @@
-//! portico-apiserver: see Cargo.toml description and ARCHITECTURE.md.
+//! portico-apiserver: a Kubernetes-compatible HTTPS API server over the Portico store.
+//!
+//! # Layout
+//! - [`prepare`] / [`run`]: the entry points (data dir, TLS material, kubeconfig, serving);
+//! - `pki`: CA, serving certificate, tokens, kubeconfig;
+//! - `serve`: TLS listeners and HTTP/1.1 + h2 connections;
+//! - `http`: authentication, routing, metrics, response encoding;
+//! - `rest`, `delete`, `list`, `watch`, `subresource`: the REST verbs;
+//! - `alloc` (pure) and `services`: ClusterIP/NodePort allocation in the write txn;
+//! - `objects` (pure): keys and the metadata Kubernetes manages;
+//! - `hooks`: the seams into `portico_api` (validation, defaulting, patch, tables);
+//! - `bootstrap`: namespaces and the `kubernetes`/`kube-dns` Services on first start.
+
+mod alloc;
+mod bootstrap;
+mod delete;
+mod hooks;
+mod http;
+mod list;
+mod metrics;
+mod objects;
+mod path;
+mod pki;
+mod rest;
+mod serve;
+mod services;
+mod subresource;
+mod watch;
+
+use std::future::Future;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use portico_store::{RedbStore, SharedStore};
+
+/// How to run the API server.
+#[derive(Debug)]
+pub struct ServerConfig {
+    /// Directory for the store, PKI, tokens and kubeconfig.
+    pub data_dir: PathBuf,
+    /// Pre-bound listeners (possibly in other network namespaces); each serves HTTPS.
+    pub listeners: Vec<std::net::TcpListener>,
+    /// URL written into the kubeconfig, e.g. `https://127.0.0.1:6443`.
+    pub advertise_url: String,
+    /// `--service-cluster-ip-range` (default 10.96.0.0/12).
+    pub service_cluster_ip_range: ipnet::IpNet,
+    /// `--service-node-port-range` (default 30000-32767).
+    pub service_node_port_range: RangeInclusive<u16>,
+    /// Extra SANs for the serving certificate (host names or IPs).
+    pub extra_sans: Vec<String>,
+}
+
+impl ServerConfig {
+    /// A config with Kubernetes' default ranges and no listeners.
+    pub fn new(data_dir: impl Into<PathBuf>, advertise_url: impl Into<String>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listeners: Vec::new(),
+            advertise_url: advertise_url.into(),
+            service_cluster_ip_range: ipnet::IpNet::V4(ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 96, 0, 0), 12).unwrap_or_default()),
+            service_node_port_range: 30000..=32767,
+            extra_sans: Vec::new(),
+        }
+    }
+}
+
+/// What `prepare` produced: where clients find credentials.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// `DATA_DIR/kubeconfig.yaml` (admin, cluster/context/user `portico`).
+    pub kubeconfig_path: PathBuf,
+    /// The CA certificate clients must trust.
+    pub ca_cert_pem: String,
+    /// The admin bearer token.
+    pub admin_token: String,
+    /// `DATA_DIR/node-token`: the token agents join with.
+    pub node_token_path: PathBuf,
+}
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// File system trouble under the data dir.
+    #[error("io: {0}")]
+    Io(String),
+    /// Certificate or TLS configuration trouble.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The store failed to open or write.
+    #[error("store: {0}")]
+    Store(#[from] portico_store::StoreError),
+    /// First-start objects could not be created.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// Creates the data dir, CA + serving cert (SANs: localhost, 127.0.0.1, the
+/// advertise host, `extra_sans`), tokens, `DIR/kubeconfig.yaml` and `DIR/node-token`.
+/// Idempotent: reuses existing files.
+pub fn prepare(config: &ServerConfig) -> Result<Prepared, ServerError> {
+    let m = pki::ensure(&config.data_dir, &config.advertise_url, &config.extra_sans)?;
+    let files = pki::Files::new(&config.data_dir);
+    Ok(Prepared {
+        kubeconfig_path: files.kubeconfig,
+        ca_cert_pem: m.ca_cert_pem,
+        admin_token: m.admin_token,
+        node_token_path: files.node_token,
+    })
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    let material = pki::ensure(&config.data_dir, &config.advertise_url, &config.extra_sans)?;
+    let files = pki::Files::new(&config.data_dir);
+    let store: SharedStore = Arc::new(RedbStore::open(&files.store_dir)?);
+    let state = Arc::new(http::AppState::new(store, &config, &material));
+    bootstrap::run(&state).await?;
+    serve::serve(state, config.listeners, &material, shutdown).await
+}

@@ -1,0 +1,138 @@
+//! Container processes: how one is started inside its pod's namespaces, and
+//! how processes are signalled and found again.
+//!
+//! Entering namespaces uses util-linux rather than in-process `setns`: the
+//! child is `nsenter --net=<pod netns> -- unshare --uts --mount -- /bin/sh -c
+//! <init> ...`. Each of them `exec`s the next, so the pid we hold is the
+//! container's own process. The small shell init sets the hostname, bind-mounts
+//! the pod's `resolv.conf`, `hosts` and `hostname` over `/etc` (in the private
+//! mount namespace only), changes to `workingDir`, and `exec`s the program.
+//! This needs no `unsafe` `pre_exec` in a multi-threaded agent.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::process::Command;
+
+use crate::error::AgentError;
+
+/// The init script run by `/bin/sh` inside the new namespaces.
+const INIT: &str = r#"d="$1" h="$2" w="$3"; shift 3
+PATH=/usr/sbin:/usr/bin:/sbin:/bin hostname "$h" 2>/dev/null || echo "$h" > /proc/sys/kernel/hostname || exit 126
+PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/resolv.conf" /etc/resolv.conf || exit 126
+PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/hosts" /etc/hosts || exit 126
+PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/hostname" /etc/hostname 2>/dev/null
+if [ -n "$w" ]; then cd "$w" || exit 126; fi
+unset d h w
+exec "$@"
+"#;
+
+/// Absolute paths of the host tools the runtime needs, found once.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub nsenter: PathBuf,
+    pub unshare: PathBuf,
+    pub sh: PathBuf,
+}
+
+impl Tools {
+    pub fn find() -> Result<Self, AgentError> {
+        let need = |n: &str| which(n).ok_or_else(|| AgentError::Other(format!("`{n}` (util-linux) is not installed")));
+        Ok(Self { nsenter: need("nsenter")?, unshare: need("unshare")?, sh: PathBuf::from("/bin/sh") })
+    }
+}
+
+/// The host's standard program directories (the container PATH default too).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Finds a program on the host like a shell would with [`DEFAULT_PATH`].
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    DEFAULT_PATH.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file())
+}
+
+/// What to start inside a pod.
+#[derive(Debug, Clone)]
+pub struct Exec<'a> {
+    pub netns: &'a Path,
+    /// Holds `resolv.conf`, `hosts`, `hostname`.
+    pub pod_dir: &'a Path,
+    pub hostname: &'a str,
+    pub workdir: Option<&'a str>,
+    pub argv: &'a [String],
+    pub env: &'a [(String, String)],
+}
+
+/// The command that runs `e` inside the pod's namespaces, in its own process
+/// group (so the whole container can be signalled at once).
+pub fn command(tools: &Tools, e: &Exec<'_>) -> Command {
+    let mut cmd = Command::new(&tools.nsenter);
+    cmd.arg(format!("--net={}", e.netns.display()))
+        .arg("--")
+        .arg(&tools.unshare)
+        .args(["--uts", "--mount", "--propagation", "private", "--"])
+        .arg(&tools.sh)
+        .arg("-c")
+        .arg(INIT)
+        .arg("portico-init")
+        .arg(e.pod_dir)
+        .arg(e.hostname)
+        .arg(e.workdir.unwrap_or(""))
+        .args(e.argv)
+        .env_clear()
+        .envs(e.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .process_group(0);
+    cmd
+}
+
+/// Opens (appending) a container log file and returns stdout/stderr handles.
+pub fn log_stdio(path: &Path) -> Result<(Stdio, Stdio), AgentError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| AgentError::io(format!("opening {}", path.display()), e))?;
+    let g = f.try_clone().map_err(|e| AgentError::io("cloning log fd", e))?;
+    Ok((Stdio::from(f), Stdio::from(g)))
+}
+
+/// Signals a container's process group (pid = pgid, see [`command`]).
+pub fn signal_group(pid: u32, sig: Signal) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    if raw > 0 {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(raw), sig);
+    }
+}
+
+/// Pids of all processes whose network namespace is the one at `netns_path`:
+/// whatever a pod left behind, even processes that left its process group.
+pub fn pids_in_netns(netns_path: &Path) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(meta) = std::fs::metadata(netns_path) else { return Vec::new() };
+    let want = format!("net:[{}]", meta.ino());
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                .map(|l| l.to_string_lossy() == want)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// SIGKILLs every process in the pod's netns (the final sweep of a teardown).
+pub fn kill_netns_processes(netns_path: &Path) {
+    for pid in pids_in_netns(netns_path) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}

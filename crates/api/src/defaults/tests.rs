@@ -1,0 +1,2 @@
+//! Tests for defaulting.
+use super::*;

@@ -1,0 +1,2 @@
+//! Tests for label and field selectors.
+use super::*;

@@ -1,0 +1,146 @@
+//! Object writes to the store, with Service allocations claimed and released in the
+//! same transaction as the Service itself.
+
+use std::collections::BTreeSet;
+
+use portico_api::resource::ResourceInfo;
+use portico_api::status::ApiError;
+use portico_store::{Compare, KeyValue, Op, TxnOutcome};
+use rand::Rng;
+use serde_json::Value;
+
+use crate::alloc::{self, Chooser, PORT_PREFIX};
+use crate::http::AppState;
+use crate::objects;
+
+/// Attempts before giving up on random allocations that keep losing races.
+const ALLOC_ATTEMPTS: usize = 32;
+
+/// The state the object key must be in for the write to apply.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect {
+    /// Create: the key must not exist.
+    Missing,
+    /// Update/delete: the key must be at this mod revision.
+    Rev(u64),
+}
+
+/// Why a write did not happen.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// A Kubernetes error for the client.
+    Api(ApiError),
+    /// The object key was not in the expected state; carries its current state.
+    Conflict(Option<KeyValue>),
+}
+
+impl From<ApiError> for WriteError {
+    fn from(e: ApiError) -> Self {
+        WriteError::Api(e)
+    }
+}
+
+fn store_err(e: portico_store::StoreError) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+struct Rng2(rand::rngs::ThreadRng);
+
+impl Chooser for Rng2 {
+    fn ip_offset(&mut self, max: u64) -> u64 {
+        self.0.random_range(1..=max.max(1))
+    }
+    fn index(&mut self, n: usize) -> usize {
+        self.0.random_range(0..n.max(1))
+    }
+}
+
+fn is_service(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.kind == "Service"
+}
+
+async fn ports_taken(st: &AppState) -> Result<BTreeSet<u16>, ApiError> {
+    let (kvs, _) = st.store.list(PORT_PREFIX, None, None).await.map_err(store_err)?;
+    Ok(kvs.iter().filter_map(|kv| kv.key.strip_prefix(PORT_PREFIX).and_then(|p| p.parse().ok())).collect())
+}
+
+fn compare_for(key: &str, expect: Expect) -> Compare {
+    match expect {
+        Expect::Missing => Compare::KeyMissing(key.to_string()),
+        Expect::Rev(r) => Compare::ModRevision(key.to_string(), r),
+    }
+}
+
+/// Writes `obj` at `key` if the key is as expected. For Services, allocates and
+/// fills in ClusterIP/NodePorts (mutating `obj`) and releases what the update
+/// dropped. With `dry_run` nothing is written. Returns the new revision.
+pub(crate) async fn put(st: &AppState, info: &ResourceInfo, key: &str, expect: Expect, old: Option<&Value>, obj: &mut Value, dry_run: bool) -> Result<u64, WriteError> {
+    if !is_service(info) {
+        let bytes = objects::encode(obj)?;
+        if dry_run {
+            return Ok(st.store.current_revision());
+        }
+        return match st.store.txn(vec![compare_for(key, expect)], vec![Op::Put(key.to_string(), bytes)]).await.map_err(store_err)? {
+            TxnOutcome::Committed(rev) => Ok(rev),
+            TxnOutcome::Failed { current, .. } => Err(WriteError::Conflict(current)),
+        };
+    }
+    let original = obj.clone();
+    let owner = serde_json::json!({
+        "namespace": original["metadata"]["namespace"],
+        "name": original["metadata"]["name"],
+    });
+    let owner_bytes = serde_json::to_vec(&owner).unwrap_or_default();
+    let mut chooser = Rng2(rand::rng());
+    for _ in 0..ALLOC_ATTEMPTS {
+        let mut candidate = original.clone();
+        // Listing taken ports costs a scan; only NodePort/LoadBalancer may pick one.
+        let taken = if matches!(original["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+            ports_taken(st).await?
+        } else {
+            BTreeSet::new()
+        };
+        let plan = alloc::plan(old, &mut candidate, &st.ranges, &taken, &mut chooser).map_err(|errs| ApiError::invalid("", info.kind, original["metadata"]["name"].as_str().unwrap_or(""), &errs))?;
+        if dry_run {
+            *obj = candidate;
+            return Ok(st.store.current_revision());
+        }
+        let mut compares = vec![compare_for(key, expect)];
+        let mut ops = vec![Op::Put(key.to_string(), objects::encode(&candidate)?)];
+        for c in &plan.claims {
+            compares.push(Compare::KeyMissing(c.key.clone()));
+            ops.push(Op::Put(c.key.clone(), owner_bytes.clone()));
+        }
+        for r in &plan.releases {
+            ops.push(Op::Delete(r.clone()));
+        }
+        match st.store.txn(compares, ops).await.map_err(store_err)? {
+            TxnOutcome::Committed(rev) => {
+                *obj = candidate;
+                return Ok(rev);
+            }
+            TxnOutcome::Failed { index: 0, current } => return Err(WriteError::Conflict(current)),
+            TxnOutcome::Failed { index, .. } => {
+                let claim = plan.claims.get(index - 1);
+                if let Some(err) = claim.and_then(|c| c.taken_error.clone()) {
+                    let name = original["metadata"]["name"].as_str().unwrap_or("");
+                    return Err(ApiError::invalid("", info.kind, name, &[err]).into());
+                }
+                // A randomly chosen value was taken concurrently: choose again.
+            }
+        }
+    }
+    Err(ApiError::internal("failed to allocate a Service IP or port after repeated conflicts").into())
+}
+
+/// Deletes the object at `key` (at `rev`), releasing a Service's allocations.
+pub(crate) async fn remove(st: &AppState, info: &ResourceInfo, key: &str, rev: u64, obj: &Value) -> Result<u64, WriteError> {
+    let mut ops = vec![Op::Delete(key.to_string())];
+    if is_service(info) {
+        ops.extend(alloc::held_keys(obj).into_iter().map(Op::Delete));
+    }
+    match st.store.txn(vec![Compare::ModRevision(key.to_string(), rev)], ops).await.map_err(store_err)? {
+        TxnOutcome::Committed(r) => Ok(r),
+        TxnOutcome::Failed { current, .. } => Err(WriteError::Conflict(current)),
+    }
+}

@@ -1,0 +1,72 @@
+//! The node-local address: a dummy interface holding the kube-dns ClusterIP
+//! inside the node's network namespace, so pods reach this server at that IP
+//! directly — no DNAT, no conntrack entry, no 5-second conntrack races.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use crate::DnsError;
+
+/// The dummy interface's name.
+pub const INTERFACE: &str = "portico-dns";
+
+/// Creates (idempotently) the dummy interface `portico-dns` holding `addr/32`
+/// and brings it up, in the calling thread's network namespace. Call it only
+/// inside a node's namespace, never in the machine's own.
+pub fn prepare_node_local_address(addr: Ipv4Addr) -> Result<(), DnsError> {
+    let exists = Command::new("ip")
+        .args(["link", "show", "dev", INTERFACE])
+        .output()
+        .map_err(|e| DnsError::NodeLocal(format!("running ip: {e}")))?
+        .status
+        .success();
+    if !exists {
+        ip(&["link", "add", INTERFACE, "type", "dummy"])?;
+    }
+    ip(&["addr", "replace", &format!("{addr}/32"), "dev", INTERFACE])?;
+    ip(&["link", "set", "dev", INTERFACE, "up"])?;
+    Ok(())
+}
+
+fn ip(args: &[&str]) -> Result<(), DnsError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| DnsError::NodeLocal(format!("running ip: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(DnsError::NodeLocal(format!(
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs in a private network namespace owned by a throwaway thread: the
+    /// namespace disappears with the thread, also when an assertion fails.
+    #[test]
+    fn creates_the_dummy_interface_idempotently_in_a_private_netns() {
+        let handle = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let addr = Ipv4Addr::new(10, 96, 0, 10);
+            prepare_node_local_address(addr).unwrap();
+            prepare_node_local_address(addr).unwrap();
+            let out = Command::new("ip")
+                .args(["-o", "-4", "addr", "show", "dev", INTERFACE])
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.contains("inet 10.96.0.10/32"), "{text}");
+            // The address is usable for a listener at once.
+            let socket = std::net::UdpSocket::bind((addr, 0)).unwrap();
+            assert_eq!(socket.local_addr().unwrap().ip(), addr);
+        });
+        handle.join().unwrap();
+    }
+}

@@ -1,0 +1,189 @@
+//! `portico up`: a whole cluster in one command.
+//!
+//! Single node: the control plane and the node run in this process, and the
+//! network namespace `portico up` was started in is the node.
+//! `--nodes N`: the namespaces of a [`portico_cluster::LanPlan`] are created, the
+//! API server also listens on the LAN inside `NAME-lan`, and one `portico agent`
+//! child process runs inside each node namespace. Ctrl-C stops the agents (which
+//! remove their pods and rules) and deletes the namespaces.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use portico_cluster::{netns, LanPlan, Topology};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::UpArgs;
+use crate::compose::{self, NodeSpec};
+
+/// How long agents get to stop their pods before they are killed.
+const AGENT_STOP_GRACE: Duration = Duration::from_secs(40);
+
+/// Runs `portico up`.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    match args.nodes {
+        None => single_node(args).await,
+        Some(n) => multi_node(args, n).await,
+    }
+}
+
+async fn single_node(args: UpArgs) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    compose::cancel_on_signal(token.clone());
+    let listener = TcpListener::bind(args.cluster.listen)
+        .with_context(|| format!("listening on {}", args.cluster.listen))?;
+    let mut tasks = JoinSet::new();
+    let cp = compose::start_control_plane(&args.cluster, vec![listener], Vec::new(), &mut tasks, &token).await?;
+    let ip = match args.node_ip {
+        Some(ip) => ip,
+        None => portico_agent::detect_node_ip().context("detecting the node IP (pass --node-ip)")?,
+    };
+    let name = match args.node_name.clone() {
+        Some(n) => n,
+        None => nix::unistd::gethostname()?.to_string_lossy().to_string(),
+    };
+    let node = NodeSpec {
+        name: name.clone(),
+        ip,
+        data_dir: args.cluster.data_dir.join("node"),
+        cluster_cidr: args.cluster.cluster_cidr,
+        args: args.node.clone(),
+    };
+    let client = cp.client.clone();
+    let t = token.clone();
+    tasks.spawn(async move { compose::run_node(client, node, t).await });
+    println!("Portico is up: node {name} ({ip}), API server {}", cp.url);
+    println!("  export KUBECONFIG={}", cp.prepared.kubeconfig_path.display());
+    println!("  kubectl apply -f examples/ && kubectl get pods,svc -o wide");
+    compose::supervise(tasks, token).await
+}
+
+async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
+    let plan = LanPlan::new(&args.name, nodes)?;
+    let topo = Topology::create(plan.clone())?;
+    let token = CancellationToken::new();
+    compose::cancel_on_signal(token.clone());
+
+    let local = TcpListener::bind(args.cluster.listen)
+        .with_context(|| format!("listening on {}", args.cluster.listen))?;
+    let lan_addr = SocketAddr::new(plan.server_ip().into(), 6443);
+    let lan = netns::bind_tcp_in(&Topology::ns_path(&plan.lan_ns()), lan_addr)?;
+    let mut cluster = args.cluster.clone();
+    if cluster.lb_pool.is_empty() {
+        cluster.lb_pool = vec![plan.lb_pool().into()];
+    }
+    let mut tasks = JoinSet::new();
+    let cp = compose::start_control_plane(
+        &cluster,
+        vec![local, lan],
+        vec![plan.server_ip().to_string()],
+        &mut tasks,
+        &token,
+    )
+    .await?;
+    let ca_path = cluster.data_dir.join("ca.crt");
+    std::fs::write(&ca_path, &cp.prepared.ca_cert_pem)?;
+
+    let exe = std::env::current_exe()?;
+    let log_dir = cluster.data_dir.join("logs");
+    std::fs::create_dir_all(&log_dir)?;
+    let mut children = Vec::new();
+    for i in 1..=nodes {
+        let ns = plan.node_ns(i);
+        let log = std::fs::File::create(log_dir.join(format!("{ns}.log")))?;
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("--log")
+            .arg(&args_log())
+            .arg("agent")
+            .arg("--netns")
+            .arg(Topology::ns_path(&ns))
+            .arg("--server")
+            .arg(format!("https://{lan_addr}"))
+            .arg("--token-file")
+            .arg(&cp.prepared.node_token_path)
+            .arg("--ca-file")
+            .arg(&ca_path)
+            .arg("--node-name")
+            .arg(&ns)
+            .arg("--node-ip")
+            .arg(plan.node_ip(i).to_string())
+            .arg("--data-dir")
+            .arg(cluster.data_dir.join("nodes").join(&ns))
+            .arg("--cluster-cidr")
+            .arg(cluster.cluster_cidr.to_string())
+            .arg("--cluster-domain")
+            .arg(&args.node.cluster_domain)
+            .arg("--cluster-dns")
+            .arg(args.node.cluster_dns.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        if !args.node.nodeport_addresses.is_empty() {
+            let list: Vec<String> = args.node.nodeport_addresses.iter().map(ToString::to_string).collect();
+            cmd.arg("--nodeport-addresses").arg(list.join(","));
+        }
+        let child = cmd.spawn().with_context(|| format!("starting the agent of {ns}"))?;
+        children.push((ns, child));
+    }
+    println!(
+        "Portico is up: {nodes} nodes ({}), API server {}",
+        (1..=nodes)
+            .map(|i| format!("{} {}", plan.node_ns(i), plan.node_ip(i)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        cp.url
+    );
+    println!("  export KUBECONFIG={}", cp.prepared.kubeconfig_path.display());
+    println!(
+        "  ip netns exec {} curl http://{}:30080/   # an outside client on the nodes' LAN",
+        plan.client_ns(),
+        plan.node_ip(1)
+    );
+
+    // An agent that dies takes the cluster down, like any other component.
+    let watch_token = token.clone();
+    let mut waits = JoinSet::new();
+    for (ns, mut child) in children {
+        let t = watch_token.clone();
+        waits.spawn(async move {
+            tokio::select! {
+                status = child.wait() => {
+                    if !t.is_cancelled() {
+                        tracing::error!(node = %ns, ?status, "agent exited");
+                        t.cancel();
+                    }
+                }
+                _ = t.cancelled() => {
+                    stop_child(&ns, &mut child).await;
+                }
+            }
+        });
+    }
+    let result = compose::supervise(tasks, token.clone()).await;
+    token.cancel();
+    while waits.join_next().await.is_some() {}
+    drop(topo);
+    result
+}
+
+fn args_log() -> String {
+    std::env::var("PORTICO_LOG").unwrap_or_else(|_| "info".to_string())
+}
+
+async fn stop_child(ns: &str, child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+    match tokio::time::timeout(AGENT_STOP_GRACE, child.wait()).await {
+        Ok(_) => {}
+        Err(_) => {
+            tracing::warn!(node = %ns, "agent did not stop in time; killing it");
+            let _ = child.kill().await;
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The pure planner: Service ports in, nftables objects of one Service out
+//! ([`ServicePlan`]: chains, affinity sets, map elements), plus the shared
+//! skeleton of the `ip portico` table ([`Base`]).
+//!
+//! Layout (kube-proxy nftables mode, with one deliberate change): endpoint
+//! choice is a sequence of `numgen random mod (N-i) 0` rules inside the
+//! service chain instead of an anonymous `numgen … vmap`, and hairpin is one
+//! shared `ct status dnat ip saddr . ip daddr @hairpin` rule. nft 1.0.6 needs
+//! time quadratic in the number of anonymous sets, and per-endpoint chains
+//! double the object count; this layout programs 30,000 Services × 10
+//! endpoints as 30,000 chains. Per-endpoint chains remain for ClientIP
+//! affinity, which needs one timed set per endpoint.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::model::{Endpoint, Proto, SvcPort};
+
+/// Name of the table (family `ip`).
+pub const TABLE: &str = "portico";
+/// Packet mark bit asking for masquerade in postrouting.
+pub const MASQ_MARK: &str = "0x4000";
+
+/// Verdict maps and sets of the base table whose elements Services own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Map {
+    /// `ip daddr . meta l4proto . th dport : verdict` for ClusterIPs, external and LB IPs.
+    ServiceIps,
+    /// `meta l4proto . th dport : verdict` for NodePorts.
+    ServiceNodeports,
+    /// Service addresses without endpoints (checked in filter hooks: reject or drop).
+    NoEndpointServices,
+    /// NodePorts without endpoints.
+    NoEndpointNodeports,
+    /// LB IPs with `loadBalancerSourceRanges`.
+    FirewallIps,
+}
+
+impl Map {
+    /// nftables name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Map::ServiceIps => "service-ips",
+            Map::ServiceNodeports => "service-nodeports",
+            Map::NoEndpointServices => "no-endpoint-services",
+            Map::NoEndpointNodeports => "no-endpoint-nodeports",
+            Map::FirewallIps => "firewall-ips",
+        }
+    }
+
+    /// All maps, in declaration order.
+    pub const ALL: [Map; 5] =
+        [Map::ServiceIps, Map::ServiceNodeports, Map::NoEndpointServices, Map::NoEndpointNodeports, Map::FirewallIps];
+}
+
+/// A UDP flow selector whose conntrack entries must go when endpoints change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UdpFlow {
+    /// Original destination address (a Service VIP), or any for NodePorts.
+    pub dst: Option<Ipv4Addr>,
+    /// Original destination port.
+    pub dport: u16,
+    /// Reply source (the endpoint), or any.
+    pub endpoint: Option<Ipv4Addr>,
+}
+
+/// What the health check node port of an `externalTrafficPolicy: Local` Service reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Ready endpoints on this node.
+    pub local_endpoints: usize,
+}
+
+/// Everything one Service contributes to the table. Names are stable per
+/// Service port, so re-planning unchanged input gives an equal plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServicePlan {
+    /// Regular chains and their rules.
+    pub chains: BTreeMap<String, Vec<String>>,
+    /// Affinity sets (name → declaration body).
+    pub sets: BTreeMap<String, String>,
+    /// Map elements: (map, key) → value.
+    pub elements: BTreeMap<(Map, String), String>,
+    /// Endpoint IPs that need the hairpin masquerade.
+    pub hairpin: BTreeSet<Ipv4Addr>,
+    /// UDP flows served by endpoints (used to flush conntrack on removal).
+    pub udp_flows: BTreeSet<UdpFlow>,
+    /// UDP Service addresses with endpoints (flush conntrack when they gain their first).
+    pub udp_live: BTreeSet<UdpFlow>,
+    /// Health check node ports this Service needs.
+    pub health: BTreeMap<u16, HealthCheck>,
+}
+
+impl ServicePlan {
+    /// Number of rules, for metrics.
+    pub fn rule_count(&self) -> usize {
+        self.chains.values().map(Vec::len).sum()
+    }
+}
+
+/// Node-level inputs of the base table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    /// The pod network: sources inside it are pods (no masquerade to ClusterIPs).
+    pub cluster_cidr: Ipv4Net,
+    /// `--nodeport-addresses`; empty means every local address.
+    pub nodeport_addresses: Vec<Ipv4Net>,
+}
+
+/// 40-bit FNV-1a digest in base32, 8 characters: the stable chain-name prefix
+/// (kube-proxy uses SHA-256; any stable hash keeps names unique enough, the
+/// full readable name follows it).
+pub fn hash8(s: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (0..8).map(|i| char::from(ALPHABET[((h >> (i * 5)) & 31) as usize])).collect()
+}
+
+/// `ns/name/proto/portname`: the readable part of every name of one Service port.
+fn port_base(p: &SvcPort) -> String {
+    format!("{}/{}/{}/{}", p.namespace, p.name, p.proto.nft(), p.port_name)
+}
+
+fn named(prefix: &str, base: &str) -> String {
+    format!("{prefix}-{}-{base}", hash8(base))
+}
+
+/// Plans one Service from its ports (all of the same Service).
+pub fn plan_service(ports: &[SvcPort], base: &Base) -> ServicePlan {
+    let mut plan = ServicePlan::default();
+    for p in ports {
+        plan_port(p, base, &mut plan);
+    }
+    plan
+}
+
+fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
+    let proto = p.proto.nft();
+    let pbase = port_base(p);
+    let svc_chain = named("service", &pbase);
+    let ext_chain = named("external", &pbase);
+    let local_chain = named("local", &pbase);
+    let vip_key = |ip: Ipv4Addr| format!("{ip} . {proto} . {}", p.port);
+    let external_vips: Vec<Ipv4Addr> = p.external_ips.iter().chain(&p.lb_ips).copied().collect();
+    let cluster = p.cluster_endpoints();
+    let local = p.local_endpoints();
+
+    if let Some(hc) = p.health_check_node_port.filter(|_| p.external_local && p.has_external()) {
+        let h = HealthCheck { namespace: p.namespace.clone(), name: p.name.clone(), local_endpoints: p.ready_local_count() };
+        plan.health.insert(hc, h);
+    }
+
+    if cluster.is_empty() {
+        // No endpoints anywhere: every address of the port refuses new
+        // connections (the filter hooks send the reject).
+        for ip in std::iter::once(p.cluster_ip).chain(external_vips.iter().copied()) {
+            plan.elements.insert((Map::NoEndpointServices, vip_key(ip)), "goto reject-chain".into());
+        }
+        if let Some(np) = p.node_port {
+            plan.elements.insert((Map::NoEndpointNodeports, format!("{proto} . {np}")), "goto reject-chain".into());
+        }
+        return;
+    }
+
+    if p.proto == Proto::Udp {
+        for ep in cluster.iter().chain(&local) {
+            plan.udp_flows.insert(UdpFlow { dst: Some(p.cluster_ip), dport: p.port, endpoint: Some(ep.ip) });
+            for ip in &external_vips {
+                plan.udp_flows.insert(UdpFlow { dst: Some(*ip), dport: p.port, endpoint: Some(ep.ip) });
+            }
+            if let Some(np) = p.node_port {
+                plan.udp_flows.insert(UdpFlow { dst: None, dport: np, endpoint: Some(ep.ip) });
+            }
+        }
+        plan.udp_live.insert(UdpFlow { dst: Some(p.cluster_ip), dport: p.port, endpoint: None });
+        for ip in &external_vips {
+            plan.udp_live.insert(UdpFlow { dst: Some(*ip), dport: p.port, endpoint: None });
+        }
+        if let Some(np) = p.node_port {
+            plan.udp_live.insert(UdpFlow { dst: None, dport: np, endpoint: None });
+        }
+    }
+    plan.hairpin.extend(cluster.iter().chain(&local).map(|e| e.ip));
+
+    let uses_local = p.internal_local || (p.external_local && p.has_external());
+    let uses_cluster = !p.internal_local || p.has_external();
+
+    // Cluster chain: off-cluster sources reaching the ClusterIP directly get
+    // masqueraded so replies come back through this node.
+    if uses_cluster {
+        let mut rules = vec![format!(
+            "ip daddr {} {proto} dport {} ip saddr != {} jump mark-for-masquerade",
+            p.cluster_ip, p.port, base.cluster_cidr
+        )];
+        rules.extend(select(p, &pbase, &cluster, plan));
+        plan.chains.insert(svc_chain.clone(), rules);
+    }
+    if uses_local {
+        let rules = if local.is_empty() {
+            // Local policy and no endpoint here: drop (not reject), so
+            // load balancers health-checking this node see it as down.
+            vec!["drop".to_string()]
+        } else {
+            select(p, &pbase, &local, plan)
+        };
+        plan.chains.insert(local_chain.clone(), rules);
+    }
+
+    let internal_target = if p.internal_local { &local_chain } else { &svc_chain };
+    plan.elements.insert((Map::ServiceIps, vip_key(p.cluster_ip)), format!("goto {internal_target}"));
+
+    if p.has_external() {
+        let rules = if p.external_local {
+            vec![
+                // Pods and the node itself are not "external": they may use any endpoint.
+                format!("ip saddr {} goto {svc_chain}", base.cluster_cidr),
+                "fib saddr type local jump mark-for-masquerade".to_string(),
+                format!("fib saddr type local goto {svc_chain}"),
+                format!("goto {local_chain}"),
+            ]
+        } else {
+            vec!["jump mark-for-masquerade".to_string(), format!("goto {svc_chain}")]
+        };
+        plan.chains.insert(ext_chain.clone(), rules);
+        for ip in &external_vips {
+            plan.elements.insert((Map::ServiceIps, vip_key(*ip)), format!("goto {ext_chain}"));
+        }
+        if let Some(np) = p.node_port {
+            plan.elements.insert((Map::ServiceNodeports, format!("{proto} . {np}")), format!("goto {ext_chain}"));
+        }
+        if !p.source_ranges.is_empty() && !p.lb_ips.is_empty() {
+            let fw_chain = named("firewall", &pbase);
+            let mut rules: Vec<String> = p.source_ranges.iter().map(|r| format!("ip saddr {r} return")).collect();
+            rules.push("drop".to_string());
+            plan.chains.insert(fw_chain.clone(), rules);
+            for ip in &p.lb_ips {
+                plan.elements.insert((Map::FirewallIps, vip_key(*ip)), format!("goto {fw_chain}"));
+            }
+        }
+    }
+}
+
+/// Rules choosing one of `eps` uniformly: rule i matches with probability
+/// 1/(N-i) given that the earlier ones did not, so each endpoint gets 1/N.
+fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -> Vec<String> {
+    let proto = p.proto.nft();
+    let n = eps.len();
+    let gate = |i: usize| if i + 1 < n { format!("numgen random mod {} 0 ", n - i) } else { String::new() };
+    let Some(timeout) = p.affinity_timeout else {
+        return eps
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{}meta l4proto {proto} dnat to {}:{}", gate(i), e.ip, e.port))
+            .collect();
+    };
+    // ClientIP affinity: one timed set per endpoint remembers its clients.
+    let mut checks = Vec::with_capacity(n);
+    let mut picks = Vec::with_capacity(n);
+    for (i, e) in eps.iter().enumerate() {
+        let ebase = format!("{pbase}__{}/{}", e.ip, e.port);
+        let ep_chain = named("endpoint", &ebase);
+        let set = named("affinity", &ebase);
+        plan.sets.insert(set.clone(), format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"));
+        plan.chains.insert(
+            ep_chain.clone(),
+            vec![format!("update @{set} {{ ip saddr }}"), format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port)],
+        );
+        checks.push(format!("ip saddr @{set} goto {ep_chain}"));
+        picks.push(format!("{}goto {ep_chain}", gate(i)));
+    }
+    checks.extend(picks);
+    checks
+}

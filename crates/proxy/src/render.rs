@@ -1,0 +1,258 @@
+//! Renders plans as `nft -f` scripts: the whole table for a full sync, and
+//! the difference between two plans of one Service for an incremental sync.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use crate::plan::{Base, Map, ServicePlan, MASQ_MARK, TABLE};
+
+/// The fixed part of the table: maps, base chains and dispatch chains.
+pub fn render_base(base: &Base) -> String {
+    let mut np_match = String::from("fib daddr type local ip daddr != 127.0.0.0/8");
+    let mut out = String::new();
+    let _ = writeln!(out, "table ip {TABLE} {{");
+    let _ = writeln!(out, "\tcomment \"Portico Service proxy\"");
+    for (map, ty) in [
+        (Map::ServiceIps, "ipv4_addr . inet_proto . inet_service"),
+        (Map::ServiceNodeports, "inet_proto . inet_service"),
+        (Map::NoEndpointServices, "ipv4_addr . inet_proto . inet_service"),
+        (Map::NoEndpointNodeports, "inet_proto . inet_service"),
+        (Map::FirewallIps, "ipv4_addr . inet_proto . inet_service"),
+    ] {
+        let _ = writeln!(out, "\tmap {} {{ type {ty} : verdict; }}", map.name());
+    }
+    let _ = writeln!(out, "\tset hairpin {{ type ipv4_addr . ipv4_addr; }}");
+    if !base.nodeport_addresses.is_empty() {
+        let cidrs: Vec<String> = base.nodeport_addresses.iter().map(|n| n.trunc().to_string()).collect();
+        let _ = writeln!(
+            out,
+            "\tset nodeport-ips {{ type ipv4_addr; flags interval; auto-merge; elements = {{ {} }}; }}",
+            cidrs.join(", ")
+        );
+        np_match.push_str(" ip daddr @nodeport-ips");
+    }
+    let chains: Vec<(&str, Vec<String>)> = vec![
+        (
+            "filter-prerouting",
+            vec!["type filter hook prerouting priority -110; policy accept;".into(), "ct state new jump firewall-check".into()],
+        ),
+        (
+            "filter-input",
+            vec![
+                "type filter hook input priority -110; policy accept;".into(),
+                "ct state new jump nodeport-endpoints-check".into(),
+                "ct state new jump service-endpoints-check".into(),
+            ],
+        ),
+        (
+            "filter-forward",
+            vec!["type filter hook forward priority -110; policy accept;".into(), "ct state new jump service-endpoints-check".into()],
+        ),
+        (
+            "filter-output",
+            vec![
+                "type filter hook output priority -110; policy accept;".into(),
+                "ct state new jump service-endpoints-check".into(),
+                "ct state new jump firewall-check".into(),
+            ],
+        ),
+        ("firewall-check", vec![format!("ip daddr . meta l4proto . th dport vmap @{}", Map::FirewallIps.name())]),
+        ("service-endpoints-check", vec![format!("ip daddr . meta l4proto . th dport vmap @{}", Map::NoEndpointServices.name())]),
+        ("nodeport-endpoints-check", vec![format!("{np_match} meta l4proto . th dport vmap @{}", Map::NoEndpointNodeports.name())]),
+        ("reject-chain", vec!["reject".into()]),
+        ("mark-for-masquerade", vec![format!("meta mark set meta mark or {MASQ_MARK}")]),
+        ("nat-prerouting", vec!["type nat hook prerouting priority dstnat; policy accept;".into(), "jump services".into()]),
+        ("nat-output", vec!["type nat hook output priority dstnat; policy accept;".into(), "jump services".into()]),
+        ("nat-postrouting", vec!["type nat hook postrouting priority srcnat; policy accept;".into(), "jump masquerading".into()]),
+        (
+            "masquerading",
+            vec![
+                // Hairpin: a pod reaching itself through a Service must see the
+                // node as the source, or it would answer itself directly.
+                "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random".into(),
+                format!("meta mark & {MASQ_MARK} == 0 return"),
+                format!("meta mark set meta mark xor {MASQ_MARK}"),
+                "masquerade fully-random".into(),
+            ],
+        ),
+        (
+            "services",
+            vec![
+                format!("ip daddr . meta l4proto . th dport vmap @{}", Map::ServiceIps.name()),
+                format!("{np_match} meta l4proto . th dport vmap @{}", Map::ServiceNodeports.name()),
+            ],
+        ),
+    ];
+    for (name, rules) in &chains {
+        let _ = writeln!(out, "\tchain {name} {{");
+        for r in rules {
+            let _ = writeln!(out, "\t\t{r}");
+        }
+        let _ = writeln!(out, "\t}}");
+    }
+    let _ = writeln!(out, "}}");
+    out
+}
+
+/// Full sync: recreate the table in one transaction. `add; delete; add`
+/// works whether or not the table exists, and conntrack entries (so
+/// established connections) survive because only new flows consult the rules.
+pub fn render_full<'a>(base: &Base, plans: impl IntoIterator<Item = &'a ServicePlan> + Clone) -> String {
+    let mut out = String::with_capacity(1 << 16);
+    let _ = writeln!(out, "add table ip {TABLE}\ndelete table ip {TABLE}");
+    out.push_str(&render_base(base));
+    let mut elements: BTreeMap<Map, Vec<String>> = BTreeMap::new();
+    let mut hairpin: std::collections::BTreeSet<Ipv4Addr> = std::collections::BTreeSet::new();
+    for plan in plans {
+        for (name, decl) in &plan.sets {
+            let _ = writeln!(out, "add set ip {TABLE} {name} {{ {decl} }}");
+        }
+        for (name, rules) in &plan.chains {
+            let _ = writeln!(out, "add chain ip {TABLE} {name}");
+            for r in rules {
+                let _ = writeln!(out, "add rule ip {TABLE} {name} {r}");
+            }
+        }
+        for ((map, key), value) in &plan.elements {
+            elements.entry(*map).or_default().push(format!("{key} : {value}"));
+        }
+        hairpin.extend(plan.hairpin.iter().copied());
+    }
+    for (map, elems) in elements {
+        // Chunks keep single lines of the script reasonable.
+        for chunk in elems.chunks(4096) {
+            let _ = writeln!(out, "add element ip {TABLE} {} {{ {} }}", map.name(), chunk.join(", "));
+        }
+    }
+    let pairs: Vec<String> = hairpin.iter().map(|ip| format!("{ip} . {ip}")).collect();
+    for chunk in pairs.chunks(4096) {
+        let _ = writeln!(out, "add element ip {TABLE} hairpin {{ {} }}", chunk.join(", "));
+    }
+    out
+}
+
+/// One Service's objects as `nft` commands (sets, chains, elements): the
+/// readable form used by snapshot tests and logs.
+pub fn render_service(plan: &ServicePlan) -> String {
+    let mut out = String::new();
+    for (name, decl) in &plan.sets {
+        let _ = writeln!(out, "add set ip {TABLE} {name} {{ {decl} }}");
+    }
+    for (name, rules) in &plan.chains {
+        let _ = writeln!(out, "add chain ip {TABLE} {name}");
+        for r in rules {
+            let _ = writeln!(out, "add rule ip {TABLE} {name} {r}");
+        }
+    }
+    for ((map, key), value) in &plan.elements {
+        let _ = writeln!(out, "add element ip {TABLE} {} {{ {key} : {value} }}", map.name());
+    }
+    for ip in &plan.hairpin {
+        let _ = writeln!(out, "add element ip {TABLE} hairpin {{ {ip} . {ip} }}");
+    }
+    out
+}
+
+/// Sections of an incremental transaction, in the order the kernel needs
+/// them: objects exist before anything refers to them, element deletes come
+/// before adds (a key may move from one Service to another in one batch), and
+/// chains that lost all references are flushed last.
+#[derive(Debug, Default)]
+pub struct Diff {
+    /// `add set` / `add chain`.
+    pub create: String,
+    /// `flush chain` + `add rule`.
+    pub rules: String,
+    /// `delete element`.
+    pub delete_elements: String,
+    /// `add element`.
+    pub add_elements: String,
+    /// `flush chain` of chains that went away.
+    pub flush_removed: String,
+    /// Chains now empty and unreferenced (to delete in a later transaction).
+    pub removed_chains: Vec<String>,
+    /// Sets no longer referenced (to delete in a later transaction).
+    pub removed_sets: Vec<String>,
+}
+
+impl Diff {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty()
+            && self.rules.is_empty()
+            && self.delete_elements.is_empty()
+            && self.add_elements.is_empty()
+            && self.flush_removed.is_empty()
+    }
+
+    /// The transaction text.
+    pub fn script(&self) -> String {
+        [&self.create, &self.rules, &self.delete_elements, &self.add_elements, &self.flush_removed]
+            .into_iter()
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Adds the changes from `old` to `new` of one Service.
+    pub fn service(&mut self, old: &ServicePlan, new: &ServicePlan) {
+        for (name, decl) in &new.sets {
+            if !old.sets.contains_key(name) {
+                let _ = writeln!(self.create, "add set ip {TABLE} {name} {{ {decl} }}");
+            }
+        }
+        for (name, rules) in &new.chains {
+            match old.chains.get(name) {
+                Some(old_rules) if old_rules == rules => continue,
+                Some(_) => {
+                    let _ = writeln!(self.rules, "flush chain ip {TABLE} {name}");
+                }
+                None => {
+                    let _ = writeln!(self.create, "add chain ip {TABLE} {name}");
+                    // It may still exist, flushed, waiting for deferred deletion.
+                    let _ = writeln!(self.rules, "flush chain ip {TABLE} {name}");
+                }
+            }
+            for r in rules {
+                let _ = writeln!(self.rules, "add rule ip {TABLE} {name} {r}");
+            }
+        }
+        for ((map, key), value) in &old.elements {
+            if new.elements.get(&(*map, key.clone())) != Some(value) {
+                let _ = writeln!(self.delete_elements, "delete element ip {TABLE} {} {{ {key} }}", map.name());
+            }
+        }
+        for ((map, key), value) in &new.elements {
+            if old.elements.get(&(*map, key.clone())) != Some(value) {
+                let _ = writeln!(self.add_elements, "add element ip {TABLE} {} {{ {key} : {value} }}", map.name());
+            }
+        }
+        for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
+            let _ = writeln!(self.flush_removed, "flush chain ip {TABLE} {name}");
+            self.removed_chains.push(name.clone());
+        }
+        self.removed_sets.extend(old.sets.keys().filter(|n| !new.sets.contains_key(*n)).cloned());
+    }
+
+    /// Hairpin pair changes (computed over all Services by the caller).
+    pub fn hairpin(&mut self, added: &[Ipv4Addr], removed: &[Ipv4Addr]) {
+        for ip in removed {
+            let _ = writeln!(self.delete_elements, "delete element ip {TABLE} hairpin {{ {ip} . {ip} }}");
+        }
+        for ip in added {
+            let _ = writeln!(self.add_elements, "add element ip {TABLE} hairpin {{ {ip} . {ip} }}");
+        }
+    }
+}
+
+/// Deletes chains and sets that were flushed in an earlier transaction.
+pub fn render_deletes(chains: &[String], sets: &[String]) -> String {
+    let mut out = String::new();
+    for c in chains {
+        let _ = writeln!(out, "delete chain ip {TABLE} {c}");
+    }
+    for s in sets {
+        let _ = writeln!(out, "delete set ip {TABLE} {s}");
+    }
+    out
+}

@@ -1,0 +1,281 @@
+//! Watch support: a bounded in-memory history of events plus live fan-out to watchers.
+//!
+//! Writers publish each committed batch once; every watcher has its own bounded
+//! channel so a slow reader never blocks the writer: when its channel is full the
+//! watcher is cut off and sees [`WatchRecv::TooSlow`], and the client re-watches
+//! from the last revision it saw (which the ring usually still holds).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::{Event, StoreError};
+
+/// Default number of events retained for watches that start in the past.
+pub const DEFAULT_HISTORY: usize = 50_000;
+
+/// Batches a watcher may have queued before it is dropped as too slow.
+const WATCHER_QUEUE: usize = 4096;
+
+type Batch = Arc<Vec<Arc<Event>>>;
+
+struct Watcher {
+    prefix: String,
+    tx: mpsc::Sender<Batch>,
+    too_slow: Arc<AtomicBool>,
+}
+
+struct Inner {
+    ring: VecDeque<Arc<Event>>,
+    /// Every event with a revision greater than this is in the ring (watch from
+    /// `compacted` or later is served); older ones were evicted.
+    compacted: u64,
+    watchers: Vec<Watcher>,
+}
+
+/// History ring + watcher registry. Cheap to share behind an `Arc`.
+pub struct Hub {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+impl Hub {
+    /// A hub whose history starts at `revision` (nothing older can be watched).
+    pub fn new(revision: u64, capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner {
+                ring: VecDeque::new(),
+                compacted: revision,
+                watchers: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the ring half-updated in a
+        // way that matters more than losing watches, so recover from poison.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a committed batch (events in revision order) and sends it to watchers.
+    pub fn publish(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+        let mut inner = self.lock();
+        for ev in &events {
+            inner.ring.push_back(ev.clone());
+        }
+        while inner.ring.len() > self.capacity {
+            if let Some(old) = inner.ring.pop_front() {
+                inner.compacted = inner.compacted.max(old.revision);
+            }
+        }
+        // Keep whole revisions: a watch from `compacted` must see every event of
+        // later revisions, so drop any leftover events of the evicted revision.
+        let compacted = inner.compacted;
+        while inner.ring.front().is_some_and(|e| e.revision <= compacted) {
+            inner.ring.pop_front();
+        }
+        inner.watchers.retain(|w| {
+            let matching: Vec<Arc<Event>> = events
+                .iter()
+                .filter(|e| e.key.starts_with(&w.prefix))
+                .cloned()
+                .collect();
+            if matching.is_empty() {
+                return !w.tx.is_closed();
+            }
+            match w.tx.try_send(Arc::new(matching)) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    w.too_slow.store(true, Ordering::SeqCst);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// Starts a watch of `prefix` for events strictly after `from_revision`.
+    pub fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watch, StoreError> {
+        let mut inner = self.lock();
+        if from_revision < inner.compacted {
+            return Err(StoreError::Compacted {
+                requested: from_revision,
+                oldest: inner.compacted,
+            });
+        }
+        let backlog: VecDeque<Arc<Event>> = inner
+            .ring
+            .iter()
+            .filter(|e| e.revision > from_revision && e.key.starts_with(prefix))
+            .cloned()
+            .collect();
+        let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
+        let too_slow = Arc::new(AtomicBool::new(false));
+        inner.watchers.push(Watcher {
+            prefix: prefix.to_string(),
+            tx,
+            too_slow: too_slow.clone(),
+        });
+        Ok(Watch {
+            pending: backlog,
+            rx,
+            too_slow,
+        })
+    }
+
+    /// Number of registered watchers (for metrics and tests).
+    pub fn watcher_count(&self) -> usize {
+        self.lock().watchers.len()
+    }
+}
+
+/// What a watch yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchRecv {
+    /// The next event.
+    Event(Arc<Event>),
+    /// Nothing queued right now (only from [`Watch::try_recv`]).
+    Empty,
+    /// The watcher fell behind and was dropped; re-watch from the last revision seen.
+    TooSlow,
+    /// The store shut down.
+    Closed,
+}
+
+/// A live watch. Events arrive in revision order; dropping it unregisters it.
+pub struct Watch {
+    pending: VecDeque<Arc<Event>>,
+    rx: mpsc::Receiver<Batch>,
+    too_slow: Arc<AtomicBool>,
+}
+
+impl Watch {
+    fn take_batch(&mut self, batch: &Batch) {
+        // The backlog snapshot and the registration happen under the hub lock,
+        // so live batches never repeat backlog events.
+        self.pending.extend(batch.iter().cloned());
+    }
+
+    fn pop(&mut self) -> Option<WatchRecv> {
+        self.pending.pop_front().map(WatchRecv::Event)
+    }
+
+    fn closed(&self) -> WatchRecv {
+        if self.too_slow.load(Ordering::SeqCst) {
+            WatchRecv::TooSlow
+        } else {
+            WatchRecv::Closed
+        }
+    }
+
+    /// Waits for the next event.
+    pub async fn recv(&mut self) -> WatchRecv {
+        loop {
+            if let Some(r) = self.pop() {
+                return r;
+            }
+            match self.rx.recv().await {
+                Some(batch) => self.take_batch(&batch),
+                None => return self.closed(),
+            }
+        }
+    }
+
+    /// Returns the next event if one is already queued, without waiting.
+    pub fn try_recv(&mut self) -> WatchRecv {
+        loop {
+            if let Some(r) = self.pop() {
+                return r;
+            }
+            match self.rx.try_recv() {
+                Ok(batch) => self.take_batch(&batch),
+                Err(mpsc::error::TryRecvError::Empty) => return WatchRecv::Empty,
+                Err(mpsc::error::TryRecvError::Disconnected) => return self.closed(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventKind, KeyValue};
+
+    fn ev(key: &str, rev: u64) -> Event {
+        Event {
+            kind: EventKind::Put,
+            key: key.to_string(),
+            kv: Some(KeyValue {
+                key: key.to_string(),
+                value: b"{}".to_vec(),
+                create_revision: rev,
+                mod_revision: rev,
+            }),
+            prev: None,
+            revision: rev,
+        }
+    }
+
+    fn rev_of(r: WatchRecv) -> u64 {
+        match r {
+            WatchRecv::Event(e) => e.revision,
+            other => panic!("expected event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn eviction_moves_compacted_and_rejects_old_watches() {
+        let hub = Hub::new(0, 3);
+        for r in 1..=5 {
+            hub.publish(vec![ev("/a/x", r)]);
+        }
+        match hub.watch("/a/", 1) {
+            Err(StoreError::Compacted { requested, oldest }) => {
+                assert_eq!((requested, oldest), (1, 2));
+            }
+            _ => panic!("expected compacted"),
+        }
+        let mut w = hub.watch("/a/", 2).unwrap();
+        assert_eq!(rev_of(w.try_recv()), 3);
+        assert_eq!(rev_of(w.try_recv()), 4);
+        assert_eq!(rev_of(w.try_recv()), 5);
+        assert_eq!(w.try_recv(), WatchRecv::Empty);
+    }
+
+    #[test]
+    fn prefix_filters_and_live_events_follow_backlog() {
+        let hub = Hub::new(0, 100);
+        hub.publish(vec![ev("/a/1", 1), ev("/b/1", 1)]);
+        let mut w = hub.watch("/a/", 0).unwrap();
+        hub.publish(vec![ev("/b/2", 2)]);
+        hub.publish(vec![ev("/a/3", 3)]);
+        assert_eq!(rev_of(w.try_recv()), 1);
+        assert_eq!(rev_of(w.try_recv()), 3);
+        assert_eq!(w.try_recv(), WatchRecv::Empty);
+    }
+
+    #[test]
+    fn slow_watcher_is_dropped_not_blocking() {
+        let hub = Hub::new(0, 10);
+        let mut w = hub.watch("/", 0).unwrap();
+        for r in 1..=(WATCHER_QUEUE as u64 + 5) {
+            hub.publish(vec![ev("/k", r)]);
+        }
+        assert_eq!(hub.watcher_count(), 0);
+        let mut last = WatchRecv::Empty;
+        for _ in 0..(WATCHER_QUEUE + 10) {
+            last = w.try_recv();
+            if !matches!(last, WatchRecv::Event(_)) {
+                break;
+            }
+        }
+        assert_eq!(last, WatchRecv::TooSlow);
+    }
+}
