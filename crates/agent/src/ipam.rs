@@ -48,8 +48,8 @@ impl Ipam {
         for k in 0..usable {
             let off = 2 + ((start + k) % usable);
             let ip = offset(self.cidr.network(), off);
-            if !self.allocated.contains_key(&ip) {
-                self.allocated.insert(ip, owner.to_string());
+            if let std::collections::btree_map::Entry::Vacant(e) = self.allocated.entry(ip) {
+                e.insert(owner.to_string());
                 self.cursor = off;
                 return Some(ip);
             }

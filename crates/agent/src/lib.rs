@@ -17,6 +17,8 @@ mod image;
 mod ipam;
 mod names;
 mod netops;
+mod node;
+mod pods;
 mod podfiles;
 mod probe;
 mod process;
@@ -57,11 +59,109 @@ pub fn detect_node_ip() -> Result<Ipv4Addr, AgentError> {
 
 /// Runs the agent until `shutdown` resolves, then stops every pod and removes
 /// the namespaces, interfaces and routes it made.
+///
+/// On start it removes whatever an earlier agent with the same data dir left
+/// (processes, netns, veths) and recreates the node's pods from the API: a
+/// pod that was running gets a new IP.
 pub async fn run(
     client: kube::Client,
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let _ = (client, config, shutdown);
-    Ok(())
+    let exe = std::env::current_exe().map_err(|e| AgentError::io("finding the agent's own binary", e))?;
+    run_with_exe(client, config, exe, shutdown).await
+}
+
+/// [`run`] with an explicit binary for agnhost containers (`<exe> agnhost
+/// <args>`); `run` uses its own executable. Tests, whose executable is the
+/// test harness, pass a helper binary.
+pub async fn run_with_exe(
+    client: kube::Client,
+    config: AgentConfig,
+    agnhost_exe: PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let runtime = Runtime::new(RuntimeConfig {
+        node_name: config.node_name.clone(),
+        node_ip: config.node_ip,
+        data_dir: config.data_dir.clone(),
+        cluster_dns: config.cluster_dns,
+        cluster_domain: config.cluster_domain.clone(),
+        bridge_name: config.bridge_name.clone(),
+        agnhost_exe,
+    })?;
+    runtime.cleanup_leftovers().await;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let result = tokio::select! {
+        r = serve(client, config, std::sync::Arc::clone(&runtime)) => r,
+        () = &mut shutdown => Ok(()),
+    };
+    tracing::info!("node agent stopping: removing pods, bridge and routes");
+    runtime.shutdown(SHUTDOWN_GRACE).await;
+    result
+}
+
+/// The longest a pod gets to stop when the agent shuts down (`portico up`
+/// gives an agent 40 s in all).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// Registration, heartbeat, node network, routes and pods; runs until an
+/// unrecoverable error (the caller's shutdown cancels it).
+async fn serve(client: kube::Client, config: AgentConfig, runtime: std::sync::Arc<Runtime>) -> Result<(), AgentError> {
+    let ready_since = jiff::Timestamp::now();
+    let node_uid = loop {
+        match node::register(&client, &config, ready_since).await {
+            Ok(uid) => break uid,
+            Err(e) => {
+                tracing::warn!(error = %e, "registering the node; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let heartbeat = {
+        let (client, config) = (client.clone(), config.clone());
+        async move {
+            let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+            let mut lease = tokio::time::interval(node::LEASE_RENEW);
+            let mut status = tokio::time::interval(node::STATUS_PERIOD);
+            loop {
+                tokio::select! {
+                    _ = lease.tick() => {
+                        if let Err(e) = node::renew_lease(&client, &config.node_name, &node_uid).await {
+                            tracing::warn!(error = %e, "renewing the node lease");
+                        }
+                        // Like the kubelet, repost at once when the status
+                        // differs from ours (e.g. the node controller set
+                        // Ready=Unknown while we were unreachable).
+                        if let Ok(n) = api.get(&config.node_name).await {
+                            if !node::reports_ready(&n) {
+                                if let Err(e) = node::report_status(&api, &config, ready_since).await {
+                                    tracing::warn!(error = %e, "node status");
+                                }
+                            }
+                        }
+                    }
+                    _ = status.tick() => {
+                        if let Err(e) = node::report_status(&api, &config, ready_since).await {
+                            tracing::warn!(error = %e, "node status heartbeat");
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let work = async {
+        let cidr = node::wait_pod_cidr(&client, &config.node_name).await;
+        runtime.setup_node(cidr).await?;
+        tracing::info!(node = %config.node_name, %cidr, bridge = %config.bridge_name, "node network ready");
+        tokio::join!(
+            node::sync_routes(client.clone(), config.node_name.clone()),
+            pods::run(client.clone(), std::sync::Arc::clone(&runtime)),
+        );
+        Ok::<(), AgentError>(())
+    };
+    tokio::select! {
+        () = heartbeat => Ok(()),
+        r = work => r,
+    }
 }

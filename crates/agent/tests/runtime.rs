@@ -70,17 +70,17 @@ fn nginx_and_agnhost_pods_answer_on_their_pod_ips() {
         let ip_b = wait_ready(&mut b).await;
         assert_ne!(ip_a, ip_b);
         assert!(ip_a.to_string().starts_with("10.244.7."));
-        let page = eventually(Duration::from_secs(5), "nginx welcome page", || curl(&format!("http://{ip_a}/"))).await;
+        let page = eventually(Duration::from_secs(5), "nginx welcome page", || curl(format!("http://{ip_a}/"))).await;
         assert!(page.contains("Welcome to nginx!"), "{page}");
-        let host = curl(&format!("http://{ip_b}:8080/hostname")).await.unwrap();
+        let host = curl(format!("http://{ip_b}:8080/hostname")).await.unwrap();
         assert_eq!(host, "agn-1");
-        let echo = curl(&format!("http://{ip_b}:8080/echo?msg=hi")).await.unwrap();
+        let echo = curl(format!("http://{ip_b}:8080/echo?msg=hi")).await.unwrap();
         assert_eq!(echo, "hi");
         // The client is the node (gateway address on the bridge).
-        let client = curl(&format!("http://{ip_b}:8080/clientip")).await.unwrap();
+        let client = curl(format!("http://{ip_b}:8080/clientip")).await.unwrap();
         assert!(client.starts_with("10.244.7.1:"), "{client}");
         rt.shutdown(Duration::from_secs(2)).await;
-        assert!(curl(&format!("http://{ip_a}/")).await.is_none());
+        assert!(curl(format!("http://{ip_a}/")).await.is_none());
     });
 }
 
@@ -156,7 +156,7 @@ fn killed_container_restarts_and_deleted_pod_leaves_nothing() {
             Some(CState::Terminated { exit_code, signal, .. }) => assert_eq!((exit_code, signal), (137, Some(9))),
             other => panic!("last state {other:?}"),
         }
-        let host = eventually(Duration::from_secs(5), "agnhost back", || curl(&format!("http://{ip}:8080/hostname"))).await;
+        let host = eventually(Duration::from_secs(5), "agnhost back", || curl(format!("http://{ip}:8080/hostname"))).await;
         assert_eq!(host, "agn");
 
         rt.stop_pod("uid-agn-kill", Duration::from_secs(2)).await;

@@ -71,7 +71,10 @@ pub fn string_slice(items: Option<&[String]>) -> String {
 pub fn string_slice_value(v: Option<&Value>) -> String {
     match v {
         Some(Value::Array(a)) => {
-            let items: Vec<String> = a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+            let items: Vec<String> = a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
             string_slice(Some(&items))
         }
         _ => string_slice(None),
@@ -85,7 +88,14 @@ pub fn string_map(m: Option<&Map<String, Value>>) -> String {
         Some(m) => {
             let mut entries: Vec<(&String, String)> = m
                 .iter()
-                .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k,
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
             let parts: Vec<String> = entries
@@ -100,7 +110,10 @@ pub fn string_map(m: Option<&Map<String, Value>>) -> String {
 /// `%#v` of an `intstr.IntOrString`.
 pub fn int_or_string(v: Option<&Value>) -> String {
     match v {
-        Some(Value::String(s)) => format!("intstr.IntOrString{{Type:1, IntVal:0, StrVal:{}}}", quote(s)),
+        Some(Value::String(s)) => format!(
+            "intstr.IntOrString{{Type:1, IntVal:0, StrVal:{}}}",
+            quote(s)
+        ),
         Some(Value::Number(n)) => format!("intstr.IntOrString{{Type:0, IntVal:{n}, StrVal:\"\"}}"),
         _ => "intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}".to_string(),
     }
@@ -118,8 +131,13 @@ pub fn service_port_key(protocol: &str, port: i64) -> String {
 /// `%#v` of a `metav1.LabelSelector` value (as printed for immutable or
 /// invalid selectors).
 pub fn label_selector(sel: Option<&Value>) -> String {
-    let ml = sel.and_then(|s| s.get("matchLabels")).and_then(Value::as_object);
-    let exprs = match sel.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array) {
+    let ml = sel
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object);
+    let exprs = match sel
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array)
+    {
         None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
         Some(a) => {
             let parts: Vec<String> = a
@@ -161,14 +179,20 @@ mod tests {
 
     #[test]
     fn slices_and_maps() {
-        assert_eq!(string_slice(Some(&["10.96.0.20".to_string()])), "[]string{\"10.96.0.20\"}");
+        assert_eq!(
+            string_slice(Some(&["10.96.0.20".to_string()])),
+            "[]string{\"10.96.0.20\"}"
+        );
         assert_eq!(
             string_slice(Some(&["a".to_string(), "b".to_string()])),
             "[]string{\"a\", \"b\"}"
         );
         assert_eq!(string_slice(None), "[]string(nil)");
         let m = json!({"tier": "web", "app": "x"});
-        assert_eq!(string_map(m.as_object()), "map[string]string{\"app\":\"x\", \"tier\":\"web\"}");
+        assert_eq!(
+            string_map(m.as_object()),
+            "map[string]string{\"app\":\"x\", \"tier\":\"web\"}"
+        );
         assert_eq!(string_map(None), "map[string]string(nil)");
     }
 
@@ -186,6 +210,9 @@ mod tests {
             label_selector(Some(&json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["x"]}]}))),
             "v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"a\", Operator:\"In\", Values:[]string{\"x\"}}}}"
         );
-        assert_eq!(int_or_string(Some(&json!("200%"))), "intstr.IntOrString{Type:1, IntVal:0, StrVal:\"200%\"}");
+        assert_eq!(
+            int_or_string(Some(&json!("200%"))),
+            "intstr.IntOrString{Type:1, IntVal:0, StrVal:\"200%\"}"
+        );
     }
 }

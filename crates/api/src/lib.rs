@@ -15,3 +15,4 @@ pub mod gofmt;
 pub mod selector;
 pub mod strict;
 pub mod validation;
+pub mod json_keys;

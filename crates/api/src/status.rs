@@ -134,7 +134,7 @@ impl FieldError {
     pub fn body(&self) -> String {
         let mut s = self.error_type.label().to_string();
         match self.error_type {
-            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong | ErrorType::TooMany | ErrorType::Internal => {}
+            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong | ErrorType::Internal => {}
             _ => {
                 if let Some(v) = &self.bad_value {
                     s.push_str(": ");
@@ -328,6 +328,13 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // kube-apiserver leaves an empty reason out, and kubectl then prints
+        // `Error from server: ...` instead of `Error from server (): ...`.
+        if self.reason.is_empty() {
+            if let Some(m) = s.as_object_mut() {
+                m.remove("reason");
+            }
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }

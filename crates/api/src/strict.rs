@@ -2,20 +2,141 @@
 //! decoder would reject as unknown, found by round-tripping the object
 //! through the k8s-openapi type for its kind and diffing the keys.
 
+use std::collections::HashSet;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::json_keys;
 use crate::resource::ResourceInfo;
 
-fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, String> {
-    let typed: T = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
-    serde_json::to_value(&typed).map_err(|e| e.to_string())
+/// Upper bound on repairs of missing required fields per object.
+const MAX_REPAIRS: usize = 256;
+
+/// A decode failure: the dotted path and serde's message.
+struct DecodeFailure {
+    path: String,
+    message: String,
 }
 
-/// The object after decoding into its typed form and encoding again, or the
-/// decoder's error (wrong types, bad base64, bad timestamps).
-pub fn typed_roundtrip(res: &ResourceInfo, obj: &Value) -> Result<Value, String> {
+fn decode<T: DeserializeOwned>(obj: &Value) -> Result<T, DecodeFailure> {
+    serde_path_to_error::deserialize::<_, T>(obj.clone()).map_err(|e| DecodeFailure {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+/// Splits a serde_path_to_error path (`spec.ports[0]`, `.` for the root)
+/// into object keys and array indices.
+fn segments(path: &str) -> Vec<Result<String, usize>> {
+    let mut out = Vec::new();
+    if path == "." || path.is_empty() {
+        return out;
+    }
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            if i > 0 {
+                out.push(Ok(rest[..i].to_string()));
+            }
+            rest = &rest[i..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let Some(end) = stripped.find(']') else { break };
+                if let Ok(n) = stripped[..end].parse::<usize>() {
+                    out.push(Err(n));
+                }
+                rest = &stripped[end + 1..];
+            }
+        } else {
+            out.push(Ok(rest.to_string()));
+        }
+    }
+    out
+}
+
+fn navigate<'a>(v: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    let mut cur = v;
+    for seg in segments(path) {
+        cur = match seg {
+            Ok(k) => cur.get_mut(k.as_str())?,
+            Err(i) => cur.get_mut(i)?,
+        };
+    }
+    Some(cur)
+}
+
+/// Decodes into `T`, first filling fields that k8s-openapi requires but Go
+/// would decode as zero values (a missing `port`, `selector`, `name`), so
+/// that such objects reach validation and get Kubernetes' field errors.
+fn decode_lenient<T: DeserializeOwned>(obj: &Value) -> Result<T, DecodeFailure> {
+    let mut work = obj.clone();
+    let mut repairs = 0;
+    loop {
+        let err = match decode::<T>(&work) {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        let missing = err
+            .message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+            .map(str::to_string);
+        let Some(field) = missing else {
+            return Err(err);
+        };
+        // Try zero values of each JSON shape until the field decodes.
+        let mut fixed = false;
+        for candidate in [
+            Value::from(0),
+            Value::from(""),
+            Value::Array(Vec::new()),
+            Value::Object(Default::default()),
+            Value::Bool(false),
+        ] {
+            repairs += 1;
+            if repairs > MAX_REPAIRS {
+                return Err(err);
+            }
+            let Some(parent) = navigate(&mut work, &err.path).and_then(Value::as_object_mut) else {
+                return Err(err);
+            };
+            parent.insert(field.clone(), candidate);
+            let child = if err.path == "." {
+                field.clone()
+            } else {
+                format!("{}.{field}", err.path)
+            };
+            match decode::<T>(&work) {
+                Ok(t) => return Ok(t),
+                Err(e)
+                    if e.path == child
+                        || e.path.starts_with(&format!("{child}."))
+                        || e.path.starts_with(&format!("{child}[")) =>
+                {
+                    continue
+                }
+                Err(_) => {
+                    fixed = true;
+                    break;
+                }
+            }
+        }
+        if !fixed {
+            return Err(err);
+        }
+    }
+}
+
+fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, DecodeFailure> {
+    let typed: T = decode_lenient(obj)?;
+    serde_json::to_value(&typed).map_err(|e| DecodeFailure {
+        path: ".".into(),
+        message: e.to_string(),
+    })
+}
+
+fn typed(res: &ResourceInfo, obj: &Value) -> Result<Value, DecodeFailure> {
     use k8s_openapi::api::{apps, coordination, core, discovery, events, networking};
     match (res.group, res.kind) {
         ("", "Namespace") => roundtrip::<core::v1::Namespace>(obj),
@@ -37,6 +158,13 @@ pub fn typed_roundtrip(res: &ResourceInfo, obj: &Value) -> Result<Value, String>
     }
 }
 
+/// The object after decoding into its k8s-openapi type and encoding again
+/// (required fields the input omitted appear with zero values), or the
+/// decode error text.
+pub fn typed_roundtrip(res: &ResourceInfo, obj: &Value) -> Result<Value, String> {
+    typed(res, obj).map_err(|e| format!("{}: {}", e.path, e.message))
+}
+
 /// Paths of fields Kubernetes' strict decoding would reject (unknown
 /// fields), e.g. `["spec.foo", "spec.ports[0].bogus"]`, in document order.
 /// An object that does not decode at all yields no paths; see [`decode_error`].
@@ -56,7 +184,11 @@ fn diff(input: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
                 if v.is_null() {
                     continue;
                 }
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     Some(bv) => diff(v, bv, &child, out),
                     None => out.push(child),
@@ -76,7 +208,10 @@ fn diff(input: &Value, back: &Value, path: &str, out: &mut Vec<String>) {
 /// `fieldValidation=Strict` carries unknown fields:
 /// `Service in version "v1" cannot be handled as a Service: strict decoding error: unknown field "spec.foo"`.
 pub fn strict_error_message(res: &ResourceInfo, fields: &[String]) -> String {
-    let list: Vec<String> = fields.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    let list: Vec<String> = fields
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
     format!(
         "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
         res.kind,
@@ -86,26 +221,115 @@ pub fn strict_error_message(res: &ResourceInfo, fields: &[String]) -> String {
     )
 }
 
+/// Strict decoding errors of a raw request body, in document order, as
+/// kube-apiserver words them: `unknown field "spec.foo"` and
+/// `duplicate field "spec.replicas"`. `Err` when the body is not JSON.
+pub fn strict_errors(res: &ResourceInfo, body: &[u8]) -> Result<Vec<String>, String> {
+    let obj: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let unknown: HashSet<String> = unknown_fields(res, &obj).into_iter().collect();
+    let keys = json_keys::key_paths(body).ok_or_else(|| "invalid JSON".to_string())?;
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut reported: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    for k in &keys {
+        if !seen.insert(k.as_str()) {
+            if reported.insert(k.as_str()) {
+                out.push(format!("duplicate field \"{k}\""));
+            }
+        } else if unknown.contains(k) {
+            out.push(format!("unknown field \"{k}\""));
+        }
+    }
+    Ok(out)
+}
+
+/// The 400 message for a body with strict decoding errors (from
+/// [`strict_errors`]): `Deployment in version "v1" cannot be handled as a
+/// Deployment: strict decoding error: unknown field "spec.foo", duplicate field "spec.replicas"`.
+pub fn strict_decoding_message(res: &ResourceInfo, errors: &[String]) -> String {
+    format!(
+        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+        res.kind,
+        res.version,
+        res.kind,
+        errors.join(", ")
+    )
+}
+
 /// The warning text kube-apiserver sends (as a `Warning` header) for each
 /// unknown field under `fieldValidation=Warn`: `unknown field "spec.foo"`.
 pub fn unknown_field_warning(field: &str) -> String {
     format!("unknown field \"{field}\"")
 }
 
-/// `Some(message)` when the object does not decode into its type at all,
-/// as kube-apiserver reports it (400): `Service in version "v1" cannot be
-/// handled as a Service: <decoder error>`.
+/// Go's JSON name for the kind of value serde saw (`invalid type: string ...`).
+fn go_json_kind(unexpected: &str) -> &'static str {
+    if unexpected.starts_with("string") {
+        "string"
+    } else if unexpected.starts_with("integer") || unexpected.starts_with("floating point") {
+        "number"
+    } else if unexpected.starts_with("boolean") {
+        "bool"
+    } else if unexpected.starts_with("map") {
+        "object"
+    } else if unexpected.starts_with("sequence") {
+        "array"
+    } else {
+        "value"
+    }
+}
+
+/// Go's type name for what serde expected.
+fn go_type(expected: &str) -> String {
+    match expected {
+        "i32" => "int32".into(),
+        "i64" => "int64".into(),
+        "u32" => "uint32".into(),
+        "u64" => "uint64".into(),
+        "f64" => "float64".into(),
+        "a boolean" => "bool".into(),
+        "a string" => "string".into(),
+        "a sequence" => "[]interface {}".into(),
+        "a map" => "map[string]string".into(),
+        other => other.trim_start_matches("struct ").to_string(),
+    }
+}
+
+/// `Some(message)` when the object does not decode into its type at all
+/// (a wrong JSON type, bad base64, a bad timestamp), in the shape
+/// kube-apiserver reports (400 BadRequest):
+/// `Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string into Go struct field .spec.ports.port of type int32`.
 pub fn decode_error(res: &ResourceInfo, obj: &Value) -> Option<String> {
-    typed_roundtrip(res, obj).err().map(|e| {
-        format!(
-            "{} in version \"{}\" cannot be handled as a {}: {}",
-            res.kind, res.version, res.kind, e
-        )
-    })
+    let e = typed(res, obj).err()?;
+    let prefix = format!(
+        "{} in version \"{}\" cannot be handled as a {}",
+        res.kind, res.version, res.kind
+    );
+    let go_path: String = segments(&e.path)
+        .into_iter()
+        .filter_map(|s| s.ok())
+        .collect::<Vec<_>>()
+        .join(".");
+    let detail = match e
+        .message
+        .strip_prefix("invalid type: ")
+        .and_then(|r| r.split_once(", expected "))
+    {
+        Some((unexpected, expected)) => format!(
+            "json: cannot unmarshal {} into Go struct field .{} of type {}",
+            go_json_kind(unexpected),
+            go_path,
+            go_type(expected)
+        ),
+        None => format!("{}: {}", e.path, e.message),
+    };
+    Some(format!("{prefix}: {detail}"))
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::resource::find_kind;
     use serde_json::json;
@@ -119,7 +343,10 @@ mod tests {
             "spec": {"foo": 1, "ports": [{"port": 80, "bogus": true}, {"port": 81}], "selector": {}, "externalIPs": []},
             "status": {}
         });
-        assert_eq!(unknown_fields(svc, &obj), vec!["spec.foo".to_string(), "spec.ports[0].bogus".to_string()]);
+        assert_eq!(
+            unknown_fields(svc, &obj),
+            vec!["spec.foo".to_string(), "spec.ports[0].bogus".to_string()]
+        );
         assert_eq!(
             strict_error_message(svc, &unknown_fields(svc, &obj)),
             "Service in version \"v1\" cannot be handled as a Service: strict decoding error: unknown field \"spec.foo\", unknown field \"spec.ports[0].bogus\""
@@ -153,7 +380,79 @@ mod tests {
         let obj = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
             "spec": {"ports": [{"port": "eighty"}]}});
         let msg = decode_error(svc, &obj).unwrap();
-        assert!(msg.starts_with("Service in version \"v1\" cannot be handled as a Service: "), "{msg}");
+        assert!(
+            msg.starts_with("Service in version \"v1\" cannot be handled as a Service: "),
+            "{msg}"
+        );
         assert!(unknown_fields(svc, &obj).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::resource::find_kind;
+    use serde_json::json;
+
+    #[test]
+    fn missing_required_fields_still_decode() {
+        // Go decodes these as zero values and validation reports them; the
+        // strict check must neither fail nor flag anything.
+        let svc = find_kind("", "Service").unwrap();
+        let obj = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+            "spec": {"ports": [{"name": "a"}, {"name": "b", "port": 81, "junk": 1}]}});
+        assert!(decode_error(svc, &obj).is_none());
+        assert_eq!(
+            unknown_fields(svc, &obj),
+            vec!["spec.ports[1].junk".to_string()]
+        );
+        let deploy = find_kind("apps", "Deployment").unwrap();
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}});
+        assert!(decode_error(deploy, &obj).is_none());
+        assert!(unknown_fields(deploy, &obj).is_empty());
+        let slice = find_kind("discovery.k8s.io", "EndpointSlice").unwrap();
+        let obj = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "s"},
+            "endpoints": [{"conditions": {}}]});
+        assert!(decode_error(slice, &obj).is_none());
+    }
+
+    #[test]
+    fn bad_base64_is_a_decode_error() {
+        let secret = find_kind("", "Secret").unwrap();
+        let obj = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"a": "!!!"}});
+        assert!(decode_error(secret, &obj).is_some());
+    }
+}
+
+#[cfg(test)]
+mod raw_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::resource::find_kind;
+
+    #[test]
+    fn unknown_and_duplicate_fields_in_document_order() {
+        let deploy = find_kind("apps", "Deployment").unwrap();
+        let body = br#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},
+            "spec":{"replicas":1,"foo":true,"replicas":2,"selector":{"matchLabels":{"a":"b"}},
+            "template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i","bogus":1}]}}}}"#;
+        let errs = strict_errors(deploy, body).unwrap();
+        assert_eq!(
+            errs,
+            vec![
+                "unknown field \"spec.foo\"".to_string(),
+                "duplicate field \"spec.replicas\"".to_string(),
+                "unknown field \"spec.template.spec.containers[0].bogus\"".to_string(),
+            ]
+        );
+        assert_eq!(
+            strict_decoding_message(deploy, &errs[..1]),
+            "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.foo\""
+        );
+        assert!(strict_errors(deploy, b"{not json").is_err());
     }
 }

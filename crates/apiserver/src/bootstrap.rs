@@ -91,7 +91,7 @@ pub(crate) async fn run(st: &AppState) -> Result<(), ServerError> {
         hooks::default_object(info, &mut obj);
         hooks::record_update(info, None, &mut obj, "kube-apiserver", &now);
         match services::put(st, info, &key, Expect::Missing, None, &mut obj, false).await {
-            Ok(_) | Err(WriteError::Conflict(_)) => {}
+            Ok(_) | Err(WriteError::Conflict) => {}
             Err(WriteError::Api(e)) => return Err(ServerError::Bootstrap(format!("{plural}/{name}: {}", e.message))),
         }
     }

@@ -165,7 +165,7 @@ async fn delete_one(st: &AppState, rq: &Req, opts: &DeleteOptions) -> Result<Val
         match result {
             Ok(v) => return Ok(v),
             Err(WriteError::Api(e)) => return Err(e),
-            Err(WriteError::Conflict(_)) => continue,
+            Err(WriteError::Conflict) => continue,
         }
     }
     Err(ApiError::conflict(info.group, info.plural, name_of(rq)))

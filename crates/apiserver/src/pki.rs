@@ -214,7 +214,7 @@ mod tests {
         let c = ensure(dir.path(), "https://127.0.0.1:6443", &["extra.example".to_string()]).unwrap();
         assert_eq!(a.ca_cert_pem, c.ca_cert_pem);
         assert_ne!(a.server_cert_pem, c.server_cert_pem);
-        let kc = std::fs::read_to_string(dir.path().join("kubeconfig.yaml")).unwrap();
+        let kc = fs::read_to_string(dir.path().join("kubeconfig.yaml")).unwrap();
         assert!(kc.contains("current-context: portico"));
         assert!(kc.contains(&format!("token: {}", a.admin_token)));
     }

@@ -144,7 +144,7 @@ pub(crate) async fn create_object(st: &AppState, rq: &Req, mut obj: Value) -> Re
             Ok(obj)
         }
         Err(WriteError::Api(e)) => Err(e),
-        Err(WriteError::Conflict(_)) => Err(ApiError::already_exists(info.group, info.plural, &name)),
+        Err(WriteError::Conflict) => Err(ApiError::already_exists(info.group, info.plural, &name)),
     }
 }
 
@@ -224,10 +224,10 @@ pub(crate) async fn update(st: &Arc<AppState>, rq: Req) -> ApiResult {
         match write_update(st, &rq, &kv, &old, body.clone(), true).await {
             Ok(u) => return updated_response(&rq, u),
             Err(WriteError::Api(e)) => return Err(e),
-            Err(WriteError::Conflict(_)) if has_precondition => {
+            Err(WriteError::Conflict) if has_precondition => {
                 return Err(ApiError::conflict(rq.target.info.group, rq.target.info.plural, name_of(&rq)));
             }
-            Err(WriteError::Conflict(_)) => continue,
+            Err(WriteError::Conflict) => continue,
         }
     }
     Err(ApiError::conflict(rq.target.info.group, rq.target.info.plural, name_of(&rq)))
@@ -267,8 +267,8 @@ pub(crate) async fn patch(st: &Arc<AppState>, rq: Req) -> ApiResult {
         match write_update(st, &rq, &kv, &old, new, record).await {
             Ok(u) => return updated_response(&rq, u),
             Err(WriteError::Api(e)) => return Err(e),
-            Err(WriteError::Conflict(_)) if precondition => return Err(ApiError::conflict(info.group, info.plural, name_of(&rq))),
-            Err(WriteError::Conflict(_)) => continue,
+            Err(WriteError::Conflict) if precondition => return Err(ApiError::conflict(info.group, info.plural, name_of(&rq))),
+            Err(WriteError::Conflict) => continue,
         }
     }
     Err(ApiError::conflict(info.group, info.plural, name_of(&rq)))

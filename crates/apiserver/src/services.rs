@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use portico_api::resource::ResourceInfo;
 use portico_api::status::ApiError;
-use portico_store::{Compare, KeyValue, Op, TxnOutcome};
-use rand::Rng;
+use portico_store::{Compare, Op, TxnOutcome};
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use crate::alloc::{self, Chooser, PORT_PREFIX};
@@ -30,8 +30,8 @@ pub(crate) enum Expect {
 pub(crate) enum WriteError {
     /// A Kubernetes error for the client.
     Api(ApiError),
-    /// The object key was not in the expected state; carries its current state.
-    Conflict(Option<KeyValue>),
+    /// The object key was not in the expected state.
+    Conflict,
 }
 
 impl From<ApiError> for WriteError {
@@ -44,7 +44,8 @@ fn store_err(e: portico_store::StoreError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-struct Rng2(rand::rngs::ThreadRng);
+/// A Send RNG (the thread-local one cannot be held across awaits).
+struct Rng2(rand::rngs::StdRng);
 
 impl Chooser for Rng2 {
     fn ip_offset(&mut self, max: u64) -> u64 {
@@ -82,7 +83,7 @@ pub(crate) async fn put(st: &AppState, info: &ResourceInfo, key: &str, expect: E
         }
         return match st.store.txn(vec![compare_for(key, expect)], vec![Op::Put(key.to_string(), bytes)]).await.map_err(store_err)? {
             TxnOutcome::Committed(rev) => Ok(rev),
-            TxnOutcome::Failed { current, .. } => Err(WriteError::Conflict(current)),
+            TxnOutcome::Failed { .. } => Err(WriteError::Conflict),
         };
     }
     let original = obj.clone();
@@ -91,7 +92,7 @@ pub(crate) async fn put(st: &AppState, info: &ResourceInfo, key: &str, expect: E
         "name": original["metadata"]["name"],
     });
     let owner_bytes = serde_json::to_vec(&owner).unwrap_or_default();
-    let mut chooser = Rng2(rand::rng());
+    let mut chooser = Rng2(rand::rngs::StdRng::from_rng(&mut rand::rng()));
     for _ in 0..ALLOC_ATTEMPTS {
         let mut candidate = original.clone();
         // Listing taken ports costs a scan; only NodePort/LoadBalancer may pick one.
@@ -119,7 +120,7 @@ pub(crate) async fn put(st: &AppState, info: &ResourceInfo, key: &str, expect: E
                 *obj = candidate;
                 return Ok(rev);
             }
-            TxnOutcome::Failed { index: 0, current } => return Err(WriteError::Conflict(current)),
+            TxnOutcome::Failed { index: 0, .. } => return Err(WriteError::Conflict),
             TxnOutcome::Failed { index, .. } => {
                 let claim = plan.claims.get(index - 1);
                 if let Some(err) = claim.and_then(|c| c.taken_error.clone()) {
@@ -141,6 +142,6 @@ pub(crate) async fn remove(st: &AppState, info: &ResourceInfo, key: &str, rev: u
     }
     match st.store.txn(vec![Compare::ModRevision(key.to_string(), rev)], ops).await.map_err(store_err)? {
         TxnOutcome::Committed(r) => Ok(r),
-        TxnOutcome::Failed { current, .. } => Err(WriteError::Conflict(current)),
+        TxnOutcome::Failed { .. } => Err(WriteError::Conflict),
     }
 }

@@ -84,7 +84,7 @@ async fn write(st: &AppState, rq: &Req, sub: &str, method: &Method) -> ApiResult
                 return respond(rq, 200, &view);
             }
             Err(WriteError::Api(e)) => return Err(e),
-            Err(WriteError::Conflict(_)) => continue,
+            Err(WriteError::Conflict) => continue,
         }
     }
     Err(ApiError::conflict(rq.target.info.group, rq.target.info.plural, name_of(rq)))
@@ -109,7 +109,7 @@ async fn bind(st: &AppState, rq: &Req) -> ApiResult {
         match rest::write_update(st, rq, &kv, &old, new, false).await {
             Ok(_) => return Ok(json_resp(201, &success_status())),
             Err(WriteError::Api(e)) => return Err(e),
-            Err(WriteError::Conflict(_)) => continue,
+            Err(WriteError::Conflict) => continue,
         }
     }
     Err(ApiError::conflict("", "pods", name_of(rq)))

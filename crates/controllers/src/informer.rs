@@ -20,6 +20,16 @@ use serde::de::DeserializeOwned;
 /// `(Some, None)` deleted.
 pub type Handler<K> = Arc<dyn Fn(Option<&K>, Option<&K>) + Send + Sync>;
 
+/// Waits until every informer in `readies` has listed once.
+pub async fn all_ready(readies: Vec<Ready>) -> bool {
+    for r in readies {
+        if !r.wait().await {
+            return false;
+        }
+    }
+    true
+}
+
 /// A watcher feeding a reflector store and change handlers.
 pub struct Informer<K>
 where
@@ -30,6 +40,20 @@ where
     handlers: Vec<Handler<K>>,
     writer: reflector::store::Writer<K>,
     store: Store<K>,
+    ready_tx: tokio::sync::watch::Sender<bool>,
+}
+
+/// Resolves once an informer's cache holds a complete list. Unlike
+/// `Store::wait_until_ready` (a oneshot that wakes only one waiter), any number of
+/// controllers may wait on clones of this.
+#[derive(Clone)]
+pub struct Ready(tokio::sync::watch::Receiver<bool>);
+
+impl Ready {
+    /// Waits for the first complete list; `false` if the informer stopped first.
+    pub async fn wait(mut self) -> bool {
+        self.0.wait_for(|r| *r).await.is_ok()
+    }
 }
 
 // === impl Informer ===
@@ -41,13 +65,20 @@ where
     /// An informer over `api` (usually `Api::all`).
     pub fn new(api: Api<K>, config: watcher::Config) -> Self {
         let (store, writer) = reflector::store();
+        let (ready_tx, _) = tokio::sync::watch::channel(false);
         Self {
             api,
             config,
             handlers: Vec::new(),
             writer,
             store,
+            ready_tx,
         }
+    }
+
+    /// A handle resolving when the cache first holds a complete list.
+    pub fn ready(&self) -> Ready {
+        Ready(self.ready_tx.subscribe())
     }
 
     /// The read side of the cache.
@@ -68,6 +99,7 @@ where
             handlers,
             mut writer,
             store,
+            ready_tx,
         } = self;
         let stream = watcher::watcher(api, config).default_backoff();
         futures::pin_mut!(stream);
@@ -118,6 +150,7 @@ where
                             }
                         }
                     }
+                    ready_tx.send_replace(true);
                 }
             }
         }

@@ -55,7 +55,13 @@ impl Cache {
     }
 
     /// The cached answer with TTLs reduced by the time it spent in the cache.
-    pub fn get(&self, name: &Name, qtype: RecordType, class: DNSClass, now: Instant) -> Option<Upstream> {
+    pub fn get(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        class: DNSClass,
+        now: Instant,
+    ) -> Option<Upstream> {
         let key = (name.to_lowercase(), qtype, class);
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(&key)?;
@@ -84,7 +90,14 @@ impl Cache {
 
     /// Stores `answer` for as long as its TTLs allow (nothing for SERVFAIL and
     /// other failures, nor for zero TTLs).
-    pub fn put(&self, name: &Name, qtype: RecordType, class: DNSClass, answer: Upstream, now: Instant) {
+    pub fn put(
+        &self,
+        name: &Name,
+        qtype: RecordType,
+        class: DNSClass,
+        answer: Upstream,
+        now: Instant,
+    ) {
         let Some(ttl) = cache_time(&answer) else {
             return;
         };
@@ -153,7 +166,11 @@ mod tests {
     fn a(ttl: u32) -> Upstream {
         Upstream {
             rcode: ResponseCode::NoError,
-            answers: vec![Record::from_rdata(name("example.com."), ttl, RData::A(A::new(192, 0, 2, 1)))],
+            answers: vec![Record::from_rdata(
+                name("example.com."),
+                ttl,
+                RData::A(A::new(192, 0, 2, 1)),
+            )],
             authorities: vec![],
             additionals: vec![],
         }
@@ -163,14 +180,32 @@ mod tests {
     fn positive_answers_live_for_their_ttl_and_count_down() {
         let cache = Cache::new(10);
         let t0 = Instant::now();
-        cache.put(&name("Example.COM."), RecordType::A, DNSClass::IN, a(60), t0);
+        cache.put(
+            &name("Example.COM."),
+            RecordType::A,
+            DNSClass::IN,
+            a(60),
+            t0,
+        );
         let hit = cache
-            .get(&name("example.com."), RecordType::A, DNSClass::IN, t0 + Duration::from_secs(20))
+            .get(
+                &name("example.com."),
+                RecordType::A,
+                DNSClass::IN,
+                t0 + Duration::from_secs(20),
+            )
             .unwrap();
         assert_eq!(hit.answers[0].ttl, 40);
-        assert!(cache.get(&name("example.com."), RecordType::AAAA, DNSClass::IN, t0).is_none());
         assert!(cache
-            .get(&name("example.com."), RecordType::A, DNSClass::IN, t0 + Duration::from_secs(60))
+            .get(&name("example.com."), RecordType::AAAA, DNSClass::IN, t0)
+            .is_none());
+        assert!(cache
+            .get(
+                &name("example.com."),
+                RecordType::A,
+                DNSClass::IN,
+                t0 + Duration::from_secs(60)
+            )
             .is_none());
     }
 
@@ -187,12 +222,21 @@ mod tests {
         };
         cache.put(&name("nope.example."), RecordType::A, DNSClass::IN, nx, t0);
         let at = |s| t0 + Duration::from_secs(s);
-        assert!(cache.get(&name("nope.example."), RecordType::A, DNSClass::IN, at(9)).is_some());
-        assert!(cache.get(&name("nope.example."), RecordType::A, DNSClass::IN, at(10)).is_none());
+        assert!(cache
+            .get(&name("nope.example."), RecordType::A, DNSClass::IN, at(9))
+            .is_some());
+        assert!(cache
+            .get(&name("nope.example."), RecordType::A, DNSClass::IN, at(10))
+            .is_none());
 
-        let fail = Upstream { rcode: ResponseCode::ServFail, ..a(60) };
+        let fail = Upstream {
+            rcode: ResponseCode::ServFail,
+            ..a(60)
+        };
         cache.put(&name("x.example."), RecordType::A, DNSClass::IN, fail, t0);
-        assert!(cache.get(&name("x.example."), RecordType::A, DNSClass::IN, t0).is_none());
+        assert!(cache
+            .get(&name("x.example."), RecordType::A, DNSClass::IN, t0)
+            .is_none());
     }
 
     #[test]
@@ -200,7 +244,13 @@ mod tests {
         let cache = Cache::new(3);
         let t0 = Instant::now();
         for i in 0..10 {
-            cache.put(&name(&format!("n{i}.example.")), RecordType::A, DNSClass::IN, a(60), t0);
+            cache.put(
+                &name(&format!("n{i}.example.")),
+                RecordType::A,
+                DNSClass::IN,
+                a(60),
+                t0,
+            );
             assert!(cache.len() <= 3);
         }
     }

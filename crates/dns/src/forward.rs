@@ -71,7 +71,8 @@ impl Forwarder {
             self.metrics.forwarded();
             match exchange(*upstream, name, qtype, class).await {
                 Ok(answer) => {
-                    self.cache.put(name, qtype, class, answer.clone(), Instant::now());
+                    self.cache
+                        .put(name, qtype, class, answer.clone(), Instant::now());
                     return Ok(answer);
                 }
                 Err(reason) => {
@@ -124,14 +125,20 @@ async fn exchange(
     })
 }
 
-async fn udp_exchange(upstream: SocketAddr, bytes: &[u8], request: &Message) -> Result<Message, String> {
+async fn udp_exchange(
+    upstream: SocketAddr,
+    bytes: &[u8],
+    request: &Message,
+) -> Result<Message, String> {
     let local: IpAddr = match upstream {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
     // A fresh socket per exchange: a random source port, and a connected
     // socket only accepts datagrams from the upstream.
-    let socket = UdpSocket::bind((local, 0)).await.map_err(|e| e.to_string())?;
+    let socket = UdpSocket::bind((local, 0))
+        .await
+        .map_err(|e| e.to_string())?;
     socket.connect(upstream).await.map_err(|e| e.to_string())?;
     socket.send(bytes).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 65535];
@@ -146,8 +153,14 @@ async fn udp_exchange(upstream: SocketAddr, bytes: &[u8], request: &Message) -> 
     }
 }
 
-async fn tcp_exchange(upstream: SocketAddr, bytes: &[u8], request: &Message) -> Result<Message, String> {
-    let mut stream = TcpStream::connect(upstream).await.map_err(|e| e.to_string())?;
+async fn tcp_exchange(
+    upstream: SocketAddr,
+    bytes: &[u8],
+    request: &Message,
+) -> Result<Message, String> {
+    let mut stream = TcpStream::connect(upstream)
+        .await
+        .map_err(|e| e.to_string())?;
     let len = u16::try_from(bytes.len()).map_err(|e| e.to_string())?;
     let mut framed = Vec::with_capacity(bytes.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
@@ -155,7 +168,10 @@ async fn tcp_exchange(upstream: SocketAddr, bytes: &[u8], request: &Message) -> 
     stream.write_all(&framed).await.map_err(|e| e.to_string())?;
     let len = stream.read_u16().await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; usize::from(len)];
-    stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    stream
+        .read_exact(&mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
     let response = Message::from_vec(&buf).map_err(|e| e.to_string())?;
     if !matches_request(&response, request) {
         return Err("mismatched response".to_string());
@@ -190,7 +206,8 @@ pub fn system_upstreams() -> Vec<SocketAddr> {
     let main = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let upstreams = parse_resolv_conf(&main);
     if !upstreams.is_empty() && upstreams.iter().all(|u| u.ip().is_loopback()) {
-        let resolved = std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
+        let resolved =
+            std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or_default();
         let real = parse_resolv_conf(&resolved);
         if !real.is_empty() {
             return real;
@@ -208,7 +225,10 @@ mod tests {
         let text = "# generated\nsearch example.com\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\noptions ndots:2\nnameserver bogus\n";
         assert_eq!(
             parse_resolv_conf(text),
-            vec!["10.0.0.2:53".parse().unwrap(), "[fe80::1]:53".parse().unwrap()]
+            vec![
+                "10.0.0.2:53".parse().unwrap(),
+                "[fe80::1]:53".parse().unwrap()
+            ]
         );
     }
 }

@@ -27,9 +27,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use answer::{answer, Outcome, Response};
-pub use planner::{plan, Change, Planner};
 pub use metrics::DnsMetrics;
 pub use nodelocal::{prepare_node_local_address, INTERFACE as NODE_LOCAL_INTERFACE};
+pub use planner::{plan, Change, Planner};
 pub use server::{DnsServer, Handler};
 pub use zone::Zone;
 
@@ -117,7 +117,11 @@ pub async fn run_with_metrics(
         tracing::warn!("no upstream resolvers: names outside the cluster get SERVFAIL");
     }
     let planner = Planner::new(&config.cluster_domain, config.ttl)?;
-    let handler = Arc::new(Handler::unsynced(planner.zone().clone(), upstreams, metrics));
+    let handler = Arc::new(Handler::unsynced(
+        planner.zone().clone(),
+        upstreams,
+        metrics,
+    ));
     let server = DnsServer::start(&config.listen, handler.clone()).await?;
     let result = tokio::select! {
         () = shutdown => Ok(()),

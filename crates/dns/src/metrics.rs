@@ -68,15 +68,31 @@ impl DnsMetrics {
             "Time from receiving a query to having its response",
             self.latency.clone(),
         );
-        r.register("cache_hits", "Upstream answers served from the cache", self.cache_hits.clone());
-        r.register("cache_misses", "Forwarded questions not in the cache", self.cache_misses.clone());
-        r.register("forwarded_queries", "Queries sent to upstream resolvers", self.forwarded.clone());
+        r.register(
+            "cache_hits",
+            "Upstream answers served from the cache",
+            self.cache_hits.clone(),
+        );
+        r.register(
+            "cache_misses",
+            "Forwarded questions not in the cache",
+            self.cache_misses.clone(),
+        );
+        r.register(
+            "forwarded_queries",
+            "Queries sent to upstream resolvers",
+            self.forwarded.clone(),
+        );
         r.register(
             "forward_errors",
             "Upstream exchanges that failed or timed out",
             self.forward_errors.clone(),
         );
-        r.register("services", "Services with records in the zone", self.services.clone());
+        r.register(
+            "services",
+            "Services with records in the zone",
+            self.services.clone(),
+        );
     }
 
     /// Counts one answered query and its latency.
@@ -164,12 +180,23 @@ mod tests {
     fn exposition_names_and_labels() {
         let mut registry = Registry::default();
         let m = DnsMetrics::new(&mut registry);
-        m.query(RecordType::A, ResponseCode::NXDomain, false, Duration::from_micros(30));
+        m.query(
+            RecordType::A,
+            ResponseCode::NXDomain,
+            false,
+            Duration::from_micros(30),
+        );
         m.cache_hit();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains(r#"portico_dns_queries_total{type="A",rcode="NXDOMAIN",proto="udp"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"portico_dns_queries_total{type="A",rcode="NXDOMAIN",proto="udp"} 1"#),
+            "{text}"
+        );
         assert!(text.contains("portico_dns_cache_hits_total 1"), "{text}");
-        assert!(text.contains("portico_dns_request_duration_seconds_count 1"), "{text}");
+        assert!(
+            text.contains("portico_dns_request_duration_seconds_count 1"),
+            "{text}"
+        );
     }
 }

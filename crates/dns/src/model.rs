@@ -265,13 +265,24 @@ mod tests {
         assert_eq!(info.name, "my-app");
         assert_eq!(
             info.kind,
-            ServiceKind::ClusterIp(vec!["10.96.0.20".parse().unwrap(), "fd00::20".parse().unwrap()])
+            ServiceKind::ClusterIp(vec![
+                "10.96.0.20".parse().unwrap(),
+                "fd00::20".parse().unwrap()
+            ])
         );
         assert_eq!(
             info.ports,
             vec![
-                PortInfo { name: "http".into(), protocol: "tcp".into(), port: 80 },
-                PortInfo { name: String::new(), protocol: "udp".into(), port: 53 },
+                PortInfo {
+                    name: "http".into(),
+                    protocol: "tcp".into(),
+                    port: 80
+                },
+                PortInfo {
+                    name: String::new(),
+                    protocol: "udp".into(),
+                    port: 53
+                },
             ]
         );
     }

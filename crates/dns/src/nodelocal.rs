@@ -1,6 +1,8 @@
 //! The node-local address: a dummy interface holding the kube-dns ClusterIP
 //! inside the node's network namespace, so pods reach this server at that IP
 //! directly — no DNAT, no conntrack entry, no 5-second conntrack races.
+//! Where the kernel has no dummy interfaces (some containers), the address
+//! goes on the namespace's loopback instead, which routes the same way.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -10,9 +12,10 @@ use crate::DnsError;
 /// The dummy interface's name.
 pub const INTERFACE: &str = "portico-dns";
 
-/// Creates (idempotently) the dummy interface `portico-dns` holding `addr/32`
-/// and brings it up, in the calling thread's network namespace. Call it only
-/// inside a node's namespace, never in the machine's own.
+/// Puts `addr/32` on the dummy interface `portico-dns` (created if missing),
+/// or on `lo` when the kernel cannot create dummy interfaces, and brings the
+/// interface up — idempotently, in the calling thread's network namespace.
+/// Call it only inside a node's namespace, never in the machine's own.
 pub fn prepare_node_local_address(addr: Ipv4Addr) -> Result<(), DnsError> {
     let exists = Command::new("ip")
         .args(["link", "show", "dev", INTERFACE])
@@ -20,11 +23,15 @@ pub fn prepare_node_local_address(addr: Ipv4Addr) -> Result<(), DnsError> {
         .map_err(|e| DnsError::NodeLocal(format!("running ip: {e}")))?
         .status
         .success();
-    if !exists {
-        ip(&["link", "add", INTERFACE, "type", "dummy"])?;
-    }
-    ip(&["addr", "replace", &format!("{addr}/32"), "dev", INTERFACE])?;
-    ip(&["link", "set", "dev", INTERFACE, "up"])?;
+    let device = if exists || ip(&["link", "add", INTERFACE, "type", "dummy"]).is_ok() {
+        INTERFACE
+    } else {
+        tracing::info!("no dummy interfaces here; putting the DNS address on lo");
+        "lo"
+    };
+    ip(&["addr", "replace", &format!("{addr}/32"), "dev", device])?;
+    ip(&["link", "set", "dev", device, "up"])?;
+    tracing::debug!(%addr, device, "node-local DNS address ready");
     Ok(())
 }
 
@@ -50,14 +57,14 @@ mod tests {
     /// Runs in a private network namespace owned by a throwaway thread: the
     /// namespace disappears with the thread, also when an assertion fails.
     #[test]
-    fn creates_the_dummy_interface_idempotently_in_a_private_netns() {
+    fn puts_the_address_on_an_interface_idempotently_in_a_private_netns() {
         let handle = std::thread::spawn(|| {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
             let addr = Ipv4Addr::new(10, 96, 0, 10);
             prepare_node_local_address(addr).unwrap();
             prepare_node_local_address(addr).unwrap();
             let out = Command::new("ip")
-                .args(["-o", "-4", "addr", "show", "dev", INTERFACE])
+                .args(["-o", "-4", "addr", "show", "to", "10.96.0.10/32"])
                 .output()
                 .unwrap();
             let text = String::from_utf8(out.stdout).unwrap();

@@ -6,13 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR, SRV};
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::Name;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::model::{PodInfo, ServiceInfo, ServiceKind, SliceInfo};
-use crate::zone::{fqdn, HostRecords, ServiceZone, SrvSet, Zone};
+use crate::zone::{fqdn, HostEntry, ServiceRecords, ServiceZone, SrvSet, Zone};
 use crate::DnsError;
 
 /// `(namespace, name)`.
@@ -54,7 +53,6 @@ pub enum Change {
 #[derive(Clone, Debug)]
 pub struct Planner {
     domain: String,
-    ttl: u32,
     zone: Zone,
     services: HashMap<Key, ServiceInfo>,
     slices: HashMap<Key, SliceInfo>,
@@ -71,7 +69,6 @@ impl Planner {
         let zone = Zone::new(domain, ttl)?;
         Ok(Self {
             domain: domain.trim_end_matches('.').to_ascii_lowercase(),
-            ttl,
             zone,
             services: HashMap::new(),
             slices: HashMap::new(),
@@ -183,7 +180,7 @@ impl Planner {
                 .into_iter()
                 .flatten()
                 .filter_map(|p| self.pods.get(&(namespace.to_string(), p.clone())));
-            service_records(svc, slices, pods, &self.domain, self.ttl)
+            service_records(svc, slices, pods, &self.domain)
         });
         self.zone.set_service(namespace, name, records);
     }
@@ -216,48 +213,57 @@ fn service_records<'a>(
     slices: impl Iterator<Item = &'a SliceInfo>,
     pods: impl Iterator<Item = &'a PodInfo>,
     domain: &str,
-    ttl: u32,
 ) -> Option<ServiceZone> {
+    // Reject Services whose name cannot be a DNS name at all.
     let base = fqdn(&format!("{}.{}.svc.{domain}", svc.name, svc.namespace)).ok()?;
-    let mut zone = ServiceZone::default();
     match &svc.kind {
-        ServiceKind::ExternalName(target) => {
-            let target = fqdn(target).ok()?;
-            zone.cname = Some(Record::from_rdata(base, ttl, RData::CNAME(CNAME(target))));
-        }
+        ServiceKind::ExternalName(target) => Some(ServiceZone {
+            records: ServiceRecords::ExternalName(fqdn(target).ok()?),
+            srv: Vec::new(),
+            protocols: Vec::new(),
+        }),
         ServiceKind::ClusterIp(ips) => {
-            for ip in ips {
-                push_address(&mut zone.a, &mut zone.aaaa, &base, *ip, ttl);
-                zone.ptrs.push((*ip, ptr_record(*ip, &base, ttl)));
-            }
-            let additionals: Vec<Record> = zone.a.iter().chain(&zone.aaaa).cloned().collect();
+            let mut srv: Vec<SrvSet> = Vec::new();
+            let mut protocols = BTreeSet::new();
             for port in svc.ports.iter().filter(|p| !p.name.is_empty()) {
                 let label = format!("_{}._{}", port.name, port.protocol);
-                let Ok(owner) = fqdn(&format!("{label}.{}", base.to_ascii())) else {
+                if !label_fits(&label, &base) {
                     continue;
-                };
-                let srv = SRV::new(0, 100, port.port, base.clone());
-                let set = zone.srv.entry(Box::from(label)).or_default();
-                set.records.push(Record::from_rdata(owner, ttl, RData::SRV(srv)));
-                set.additionals.clone_from(&additionals);
-                add_protocol(&mut zone.protocols, &port.protocol);
+                }
+                protocols.insert(format!("_{}", port.protocol));
+                match srv.iter_mut().find(|s| *s.label == *label) {
+                    Some(set) => set.targets.push((port.port, None)),
+                    None => srv.push(SrvSet {
+                        label: Box::from(label),
+                        targets: vec![(port.port, None)],
+                    }),
+                }
             }
+            srv.sort_by(|a, b| a.label.cmp(&b.label));
+            Some(ServiceZone {
+                records: ServiceRecords::ClusterIp(ips.clone()),
+                srv,
+                protocols: protocols.into_iter().map(Box::from).collect(),
+            })
         }
-        ServiceKind::Headless => headless_records(&mut zone, svc, slices, pods, &base, ttl),
+        ServiceKind::Headless => Some(headless_records(svc, slices, pods, &base)),
     }
-    Some(zone)
+}
+
+/// Whether `<label>.<base>` is a valid name (a label of at most 63 bytes, a
+/// name of at most 255).
+fn label_fits(label: &str, base: &Name) -> bool {
+    label.len() <= 63 && label.len() + 1 + base.len() <= 255
 }
 
 /// Headless Services: the endpoints' addresses, per-hostname names, SRV per
 /// endpoint and named port, PTR per endpoint, and pod hostname/subdomain names.
 fn headless_records<'a>(
-    zone: &mut ServiceZone,
     svc: &ServiceInfo,
     slices: impl Iterator<Item = &'a SliceInfo>,
     pods: impl Iterator<Item = &'a PodInfo>,
     base: &Name,
-    ttl: u32,
-) {
+) -> ServiceZone {
     let mut addresses: BTreeSet<IpAddr> = BTreeSet::new();
     // hostname → (addresses, published by an endpoint rather than only a pod)
     let mut hosts: BTreeMap<String, (BTreeSet<IpAddr>, bool)> = BTreeMap::new();
@@ -273,23 +279,32 @@ fn headless_records<'a>(
         {
             let mut names = Vec::new();
             match &ep.hostname {
-                Some(h) => names.push((h.clone(), ep.addresses.clone())),
+                Some(h) => names.push((h.to_string(), ep.addresses.to_vec())),
                 None => names.extend(ep.addresses.iter().map(|ip| (dashed(*ip), vec![*ip]))),
             }
             for (host, ips) in names {
+                if !label_fits(&host, base) {
+                    continue;
+                }
                 addresses.extend(ips.iter().copied());
                 let entry = hosts.entry(host.clone()).or_default();
                 entry.0.extend(ips);
                 entry.1 = true;
                 for port in slice.ports.iter().filter(|p| !p.name.is_empty()) {
                     let label = format!("_{}._{}", port.name, port.protocol);
+                    if !label_fits(&label, base) {
+                        continue;
+                    }
                     srv.entry(label).or_default().insert((port.port, host.clone()));
-                    protocols.insert(port.protocol.clone());
+                    protocols.insert(format!("_{}", port.protocol));
                 }
             }
         }
     }
     for pod in pods.filter(|p| p.ready || svc.publish_not_ready) {
+        if !label_fits(&pod.hostname, base) || pod.ips.is_empty() {
+            continue;
+        }
         hosts
             .entry(pod.hostname.clone())
             .or_default()
@@ -297,64 +312,37 @@ fn headless_records<'a>(
             .extend(pod.ips.iter().copied());
     }
 
-    for ip in &addresses {
-        push_address(&mut zone.a, &mut zone.aaaa, base, *ip, ttl);
-    }
-    let base_text = base.to_ascii();
-    for (host, (ips, from_endpoint)) in &hosts {
-        let Ok(owner) = fqdn(&format!("{host}.{base_text}")) else {
-            continue;
-        };
-        let mut records = HostRecords::default();
-        for ip in ips {
-            push_address(&mut records.a, &mut records.aaaa, &owner, *ip, ttl);
-            if *from_endpoint {
-                zone.ptrs.push((*ip, ptr_record(*ip, &owner, ttl)));
-            }
-        }
-        zone.hosts.insert(Box::from(host.as_str()), records);
-    }
-    for (label, targets) in srv {
-        let Ok(owner) = fqdn(&format!("{label}.{base_text}")) else {
-            continue;
-        };
-        // Equal weights summing to about 100, as CoreDNS does.
-        let weight = u16::try_from(100 / targets.len().max(1)).unwrap_or(1).max(1);
-        let mut set = SrvSet::default();
-        for (port, host) in &targets {
-            let Some(records) = zone.hosts.get(host.as_str()) else {
-                continue;
-            };
-            let Some(target) = records.a.first().or(records.aaaa.first()).map(|r| r.name.clone())
-            else {
-                continue;
-            };
-            let data = SRV::new(0, weight, *port, target);
-            set.records.push(Record::from_rdata(owner.clone(), ttl, RData::SRV(data)));
-            set.additionals.extend(records.a.iter().chain(&records.aaaa).cloned());
-        }
-        zone.srv.insert(Box::from(label), set);
-    }
-    for proto in protocols {
-        add_protocol(&mut zone.protocols, &proto);
-    }
-}
-
-fn push_address(a: &mut Vec<Record>, aaaa: &mut Vec<Record>, owner: &Name, ip: IpAddr, ttl: u32) {
-    match ip {
-        IpAddr::V4(v4) => a.push(Record::from_rdata(owner.clone(), ttl, RData::A(A(v4)))),
-        IpAddr::V6(v6) => aaaa.push(Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(v6)))),
-    }
-}
-
-fn ptr_record(ip: IpAddr, target: &Name, ttl: u32) -> Record {
-    Record::from_rdata(Name::from(ip), ttl, RData::PTR(PTR(target.clone())))
-}
-
-fn add_protocol(protocols: &mut Vec<Box<str>>, proto: &str) {
-    let label = format!("_{proto}");
-    if !protocols.iter().any(|p| **p == *label) {
-        protocols.push(Box::from(label));
+    let hosts: Vec<HostEntry> = hosts
+        .into_iter()
+        .map(|(name, (ips, ptr))| HostEntry {
+            name: Box::from(name),
+            ips: ips.into_iter().collect(),
+            ptr,
+        })
+        .collect();
+    let index_of = |host: &str| {
+        hosts
+            .binary_search_by(|h| (*h.name).cmp(host))
+            .ok()
+            .and_then(|i| u32::try_from(i).ok())
+    };
+    let srv = srv
+        .into_iter()
+        .map(|(label, targets)| SrvSet {
+            label: Box::from(label),
+            targets: targets
+                .iter()
+                .filter_map(|(port, host)| Some((*port, Some(index_of(host)?))))
+                .collect(),
+        })
+        .collect();
+    ServiceZone {
+        records: ServiceRecords::Headless {
+            addresses: addresses.into_iter().collect(),
+            hosts,
+        },
+        srv,
+        protocols: protocols.into_iter().map(Box::from).collect(),
     }
 }
 

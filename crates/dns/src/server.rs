@@ -107,20 +107,28 @@ impl Handler {
         let zone = self.zone.load();
         let outcome = answer(&zone, &qname, qtype);
         if !matches!(outcome, Outcome::Forward) && !self.synced.load(Ordering::Acquire) {
-            self.metrics
-                .query(qtype, ResponseCode::ServFail, transport == Transport::Tcp, start.elapsed());
+            self.metrics.query(
+                qtype,
+                ResponseCode::ServFail,
+                transport == Transport::Tcp,
+                start.elapsed(),
+            );
             return Step::Reply(wire::error(&request, ResponseCode::ServFail, transport));
         }
         match outcome {
             Outcome::Answer(response) => {
                 let reply = wire::encode(&request, &response, transport);
-                self.metrics
-                    .query(qtype, response.rcode, transport == Transport::Tcp, start.elapsed());
+                self.metrics.query(
+                    qtype,
+                    response.rcode,
+                    transport == Transport::Tcp,
+                    start.elapsed(),
+                );
                 Step::Reply(reply)
             }
             Outcome::Chase { response, target } => Step::Upstream(Box::new(UpstreamJob {
-                prefix: response.answers.into_iter().cloned().collect(),
-                target: target.clone(),
+                prefix: response.answers,
+                target,
                 request,
             })),
             Outcome::Forward => Step::Upstream(Box::new(UpstreamJob {
@@ -137,23 +145,25 @@ impl Handler {
         };
         let (qtype, class) = (query.query_type(), query.query_class());
         let result = self.forwarder.resolve(&job.target, qtype, class).await;
-        let reply = match &result {
+        let (reply, rcode) = match result {
             Ok(upstream) => {
+                let mut answers = job.prefix;
+                answers.extend(upstream.answers);
                 let response = Response {
                     rcode: upstream.rcode,
                     authoritative: false,
-                    answers: job.prefix.iter().chain(&upstream.answers).collect(),
-                    authorities: upstream.authorities.iter().collect(),
-                    additionals: upstream.additionals.iter().collect(),
+                    answers,
+                    authorities: upstream.authorities,
+                    additionals: upstream.additionals,
                 };
-                wire::encode(&job.request, &response, transport)
+                (wire::encode(&job.request, &response, transport), upstream.rcode)
             }
             Err(error) => {
                 tracing::debug!(%error, name = %job.target, "forwarding failed");
-                wire::error(&job.request, ResponseCode::ServFail, transport)
+                let reply = wire::error(&job.request, ResponseCode::ServFail, transport);
+                (reply, ResponseCode::ServFail)
             }
         };
-        let rcode = result.map_or(ResponseCode::ServFail, |u| u.rcode);
         self.metrics
             .query(qtype, rcode, transport == Transport::Tcp, start.elapsed());
         reply
@@ -175,12 +185,16 @@ impl DnsServer {
         if listen.is_empty() {
             return Err(DnsError::Config("no listen addresses".into()));
         }
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 16);
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 16);
         let mut tasks = JoinSet::new();
         let mut addrs = Vec::new();
         for addr in listen {
             let (udp, tcp) = bind_pair(*addr).await?;
-            let bound = udp.local_addr().map_err(|e| io("reading the bound address", e))?;
+            let bound = udp
+                .local_addr()
+                .map_err(|e| io("reading the bound address", e))?;
             let udp = Arc::new(udp);
             for _ in 0..workers {
                 tasks.spawn(serve_udp(udp.clone(), handler.clone()));
@@ -221,7 +235,9 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsErro
         let udp = UdpSocket::bind(addr)
             .await
             .map_err(|e| io(&format!("binding UDP {addr}"), e))?;
-        let bound = udp.local_addr().map_err(|e| io("reading the bound address", e))?;
+        let bound = udp
+            .local_addr()
+            .map_err(|e| io("reading the bound address", e))?;
         match TcpListener::bind(bound).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if addr.port() == 0 => last = Some(e),
@@ -286,7 +302,10 @@ async fn serve_tcp_connection(mut stream: TcpStream, handler: Arc<Handler>) {
             return;
         };
         let mut buf = vec![0u8; usize::from(len)];
-        if !matches!(tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf)).await, Ok(Ok(_))) {
+        if !matches!(
+            tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf)).await,
+            Ok(Ok(_))
+        ) {
             return;
         }
         let Some(reply) = handler.handle(&buf, Transport::Tcp).await else {

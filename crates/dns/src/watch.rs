@@ -45,7 +45,10 @@ impl<K: Resource> Tracker<K> {
     fn key(obj: &K) -> Key {
         let meta = obj.meta();
         (
-            meta.namespace.clone().unwrap_or_default().to_ascii_lowercase(),
+            meta.namespace
+                .clone()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
             meta.name.clone().unwrap_or_default(),
         )
     }
@@ -109,7 +112,11 @@ where
 }
 
 /// Runs the watches until they end (they only end on a fatal error).
-pub(crate) async fn run(client: Client, mut planner: Planner, handler: Arc<Handler>) -> Result<(), DnsError> {
+pub(crate) async fn run(
+    client: Client,
+    mut planner: Planner,
+    handler: Arc<Handler>,
+) -> Result<(), DnsError> {
     let services = updates(
         Api::<Service>::all(client.clone()),
         Tracker {
@@ -158,7 +165,10 @@ pub(crate) async fn run(client: Client, mut planner: Planner, handler: Arc<Handl
         if synced.iter().all(|s| *s) && (dirty || !published) {
             handler.publish(Arc::new(planner.zone().clone()));
             if !published {
-                tracing::info!(services = planner.zone().service_count(), "cluster DNS zone synced");
+                tracing::info!(
+                    services = planner.zone().service_count(),
+                    "cluster DNS zone synced"
+                );
             }
             published = true;
         }
@@ -229,10 +239,16 @@ mod tests {
     fn relist_deletes_objects_that_vanished_and_irrelevant_objects_are_ignored() {
         let mut t = tracker();
         assert!(changes(t.event(Event::Init)).is_empty());
-        assert_eq!(changes(t.event(Event::InitApply(pod("a", Some("s"))))), ["upsert a"]);
+        assert_eq!(
+            changes(t.event(Event::InitApply(pod("a", Some("s"))))),
+            ["upsert a"]
+        );
         assert!(changes(t.event(Event::InitApply(pod("plain", None)))).is_empty());
         assert_eq!(changes(t.event(Event::InitDone)), ["synced 2"]);
-        assert_eq!(changes(t.event(Event::Apply(pod("b", Some("s"))))), ["upsert b"]);
+        assert_eq!(
+            changes(t.event(Event::Apply(pod("b", Some("s"))))),
+            ["upsert b"]
+        );
         // b loses its subdomain: a deletion for DNS.
         assert_eq!(changes(t.event(Event::Apply(pod("b", None)))), ["delete b"]);
         t.event(Event::Init);

@@ -62,7 +62,7 @@ pub fn error(request: &Message, rcode: ResponseCode, transport: Transport) -> Ve
 
 /// Encodes `response` to `request`. Over UDP, a response that does not fit is
 /// replaced by its header and question with TC set.
-pub fn encode(request: &Message, response: &Response<'_>, transport: Transport) -> Vec<u8> {
+pub fn encode(request: &Message, response: &Response, transport: Transport) -> Vec<u8> {
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.authoritative = response.authoritative;
     metadata.recursion_available = true;
@@ -87,9 +87,9 @@ pub fn encode(request: &Message, response: &Response<'_>, transport: Transport) 
         emit_message_parts(
             &metadata,
             &mut request.queries.iter(),
-            &mut response.answers.iter().copied(),
-            &mut response.authorities.iter().copied(),
-            &mut response.additionals.iter().copied(),
+            &mut response.answers.iter(),
+            &mut response.authorities.iter(),
+            &mut response.additionals.iter(),
             edns.as_ref(),
             None,
             &mut encoder,
@@ -133,7 +133,7 @@ fn header_only_error(bytes: &[u8], rcode: ResponseCode) -> Parsed {
     out[..2].copy_from_slice(id);
     // QR=1, keep the opcode and RD bit.
     out[2] = 0x80 | (flags & 0x79);
-    out[3] = u8::from(rcode.low());
+    out[3] = rcode.low();
     Parsed::Reply(out)
 }
 
@@ -147,7 +147,10 @@ mod tests {
     fn query(edns_payload: Option<u16>) -> Message {
         let mut m = Message::new(7, MessageType::Query, OpCode::Query);
         m.metadata.recursion_desired = true;
-        m.add_query(Query::query(Name::from_ascii("big.ns.svc.cluster.local.").unwrap(), RecordType::A));
+        m.add_query(Query::query(
+            Name::from_ascii("big.ns.svc.cluster.local.").unwrap(),
+            RecordType::A,
+        ));
         if let Some(p) = edns_payload {
             let mut e = Edns::new();
             e.set_max_payload(p);
@@ -173,7 +176,7 @@ mod tests {
         let records = many_records(60);
         let response = Response {
             authoritative: true,
-            answers: records.iter().collect(),
+            answers: records.clone(),
             ..Response::default()
         };
         let bytes = encode(&query(None), &response, Transport::Udp);
@@ -193,7 +196,7 @@ mod tests {
     fn edns_buffer_size_lets_larger_udp_answers_through_and_is_echoed() {
         let records = many_records(60);
         let response = Response {
-            answers: records.iter().collect(),
+            answers: records.clone(),
             ..Response::default()
         };
         let bytes = encode(&query(Some(4096)), &response, Transport::Udp);

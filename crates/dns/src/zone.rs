@@ -88,52 +88,99 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
     }
 }
 
-/// A/AAAA records of one endpoint hostname under a headless Service.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct HostRecords {
-    pub(crate) a: Vec<Record>,
-    pub(crate) aaaa: Vec<Record>,
+/// One hostname under a headless Service: `<host>.<svc>.<ns>.svc.<zone>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostEntry {
+    /// The hostname label, lowercase.
+    pub name: Box<str>,
+    /// Its addresses, sorted.
+    pub ips: Vec<IpAddr>,
+    /// Whether its addresses get PTR records (endpoints do; pod-only names do not).
+    pub ptr: bool,
 }
 
-/// SRV records of one `_<port>._<proto>` name, with their targets' addresses
-/// for the additional section.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct SrvSet {
-    pub(crate) records: Vec<Record>,
-    pub(crate) additionals: Vec<Record>,
+/// What `<svc>.<ns>.svc.<zone>` holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceRecords {
+    /// A/AAAA to the ClusterIPs.
+    ClusterIp(Vec<IpAddr>),
+    /// A CNAME to this name.
+    ExternalName(Name),
+    /// A/AAAA to every ready endpoint, plus per-hostname names.
+    Headless {
+        /// Every ready endpoint address, sorted and deduplicated.
+        addresses: Vec<IpAddr>,
+        /// Hostnames, sorted by name.
+        hosts: Vec<HostEntry>,
+    },
 }
 
-/// Every record under `<svc>.<ns>.svc.<zone>`, prebuilt.
-#[derive(Clone, Debug, Default)]
+/// The SRV records of one `_<port>._<proto>` name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SrvSet {
+    /// `_<port>._<proto>`, lowercase.
+    pub label: Box<str>,
+    /// `(port, target)`: the target is the Service name itself (`None`) or the
+    /// host at this index of [`ServiceRecords::Headless::hosts`].
+    pub targets: Vec<(u16, Option<u32>)>,
+}
+
+/// Everything under `<svc>.<ns>.svc.<zone>`, kept compact: records are built
+/// when a question asks for them, which costs far less memory than storing
+/// every record pre-built.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceZone {
-    pub(crate) a: Vec<Record>,
-    pub(crate) aaaa: Vec<Record>,
-    pub(crate) cname: Option<Record>,
-    /// Endpoint hostname (lowercase) → its addresses.
-    pub(crate) hosts: HashMap<Box<str>, HostRecords>,
-    /// `_<port>._<proto>` (lowercase) → SRV set.
-    pub(crate) srv: HashMap<Box<str>, SrvSet>,
+    /// The Service name's own records.
+    pub records: ServiceRecords,
+    /// SRV names, sorted by label.
+    pub srv: Vec<SrvSet>,
     /// `_<proto>` labels that exist as empty non-terminals.
-    pub(crate) protocols: Vec<Box<str>>,
-    /// PTR records this Service contributes, by address.
-    pub(crate) ptrs: Vec<(IpAddr, Record)>,
+    pub protocols: Vec<Box<str>>,
 }
 
 impl ServiceZone {
     /// Whether `<svc>.<ns>.svc.<zone>` exists (a headless Service without ready
     /// endpoints does not: the spec answers NXDOMAIN).
-    pub(crate) fn name_exists(&self) -> bool {
-        self.cname.is_some() || !self.a.is_empty() || !self.aaaa.is_empty()
+    pub fn name_exists(&self) -> bool {
+        match &self.records {
+            ServiceRecords::ClusterIp(ips) => !ips.is_empty(),
+            ServiceRecords::ExternalName(_) => true,
+            ServiceRecords::Headless { addresses, .. } => !addresses.is_empty(),
+        }
+    }
+
+    /// The PTR records this Service contributes: address → hostname (`None`
+    /// for the Service name itself).
+    fn ptrs(&self) -> Vec<(IpAddr, Option<Box<str>>)> {
+        match &self.records {
+            ServiceRecords::ClusterIp(ips) => ips.iter().map(|ip| (*ip, None)).collect(),
+            ServiceRecords::ExternalName(_) => Vec::new(),
+            ServiceRecords::Headless { hosts, .. } => hosts
+                .iter()
+                .filter(|h| h.ptr)
+                .flat_map(|h| h.ips.iter().map(|ip| (*ip, Some(h.name.clone()))))
+                .collect(),
+        }
+    }
+
+    /// The host at `index` of a headless Service.
+    pub(crate) fn host(&self, index: Option<u32>) -> Option<&HostEntry> {
+        match &self.records {
+            ServiceRecords::Headless { hosts, .. } => hosts.get(usize::try_from(index?).ok()?),
+            _ => None,
+        }
     }
 }
 
-/// PTR records at one reverse name, with the Service key that owns each.
-pub(crate) type PtrSet = Vec<(Arc<str>, Record)>;
+/// PTR targets at one address: (owning Service key `<svc>.<ns>`, hostname).
+pub(crate) type PtrSet = Vec<(Arc<str>, Option<Box<str>>)>;
 
 /// The authoritative cluster zone.
 #[derive(Clone, Debug)]
 pub struct Zone {
     pub(crate) origin: Name,
+    /// The domain as text, lowercase, without the trailing dot.
+    pub(crate) domain: Box<str>,
     pub(crate) ttl: u32,
     pub(crate) soa: Record,
     pub(crate) ns: Record,
@@ -165,6 +212,7 @@ impl Zone {
         );
         Ok(Self {
             origin,
+            domain: Box::from(domain.as_str()),
             ttl,
             soa,
             ns,
@@ -194,8 +242,8 @@ impl Zone {
     pub fn set_service(&mut self, namespace: &str, name: &str, records: Option<ServiceZone>) {
         let key: Arc<str> = Arc::from(format!("{name}.{namespace}"));
         if let Some(old) = self.services.remove(&key) {
-            for (ip, _) in &old.ptrs {
-                self.remove_ptr(*ip, &key);
+            for (ip, _) in old.ptrs() {
+                self.remove_ptr(ip, &key);
             }
             let namespaces = Arc::make_mut(&mut self.namespaces);
             if let Some(count) = namespaces.get_mut(namespace) {
@@ -206,8 +254,8 @@ impl Zone {
             }
         }
         let Some(records) = records else { return };
-        for (ip, record) in &records.ptrs {
-            self.add_ptr(*ip, &key, record.clone());
+        for (ip, host) in records.ptrs() {
+            self.add_ptr(ip, &key, host);
         }
         *Arc::make_mut(&mut self.namespaces)
             .entry(Box::from(namespace))
@@ -215,11 +263,11 @@ impl Zone {
         self.services.insert(key, Arc::new(records));
     }
 
-    fn add_ptr(&mut self, ip: IpAddr, owner: &Arc<str>, record: Record) {
+    fn add_ptr(&mut self, ip: IpAddr, owner: &Arc<str>, host: Option<Box<str>>) {
         match self.ptr.get_mut(&ip) {
-            Some(set) => Arc::make_mut(set).push((owner.clone(), record)),
+            Some(set) => Arc::make_mut(set).push((owner.clone(), host)),
             None => {
-                self.ptr.insert(ip, Arc::new(vec![(owner.clone(), record)]));
+                self.ptr.insert(ip, Arc::new(vec![(owner.clone(), host)]));
             }
         }
     }

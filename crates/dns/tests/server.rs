@@ -45,12 +45,19 @@ async fn fake_upstream() -> FakeUpstream {
             let (n, peer) = socket.recv_from(&mut buf).await.unwrap();
             counter.fetch_add(1, Ordering::SeqCst);
             let request = Message::from_vec(&buf[..n]).unwrap();
-            let mut response = Message::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+            let mut response = Message::new(
+                request.metadata.id,
+                MessageType::Response,
+                request.metadata.op_code,
+            );
             response.metadata.recursion_desired = request.metadata.recursion_desired;
             response.metadata.recursion_available = true;
             response.add_queries(request.queries.clone());
             let q = &request.queries[0];
-            if q.name().to_ascii().eq_ignore_ascii_case("api.example.test.") {
+            if q.name()
+                .to_ascii()
+                .eq_ignore_ascii_case("api.example.test.")
+            {
                 if q.query_type() == RecordType::A {
                     response.add_answer(Record::from_rdata(
                         q.name().clone(),
@@ -63,7 +70,11 @@ async fn fake_upstream() -> FakeUpstream {
                 let soa = SOA::new(
                     Name::from_ascii("ns.example.test.").unwrap(),
                     Name::from_ascii("h.example.test.").unwrap(),
-                    1, 60, 60, 60, 30,
+                    1,
+                    60,
+                    60,
+                    60,
+                    30,
                 );
                 response.add_authority(Record::from_rdata(
                     Name::from_ascii("example.test.").unwrap(),
@@ -71,10 +82,17 @@ async fn fake_upstream() -> FakeUpstream {
                     RData::SOA(soa),
                 ));
             }
-            socket.send_to(&response.to_vec().unwrap(), peer).await.unwrap();
+            socket
+                .send_to(&response.to_vec().unwrap(), peer)
+                .await
+                .unwrap();
         }
     });
-    FakeUpstream { addr, queries, task }
+    FakeUpstream {
+        addr,
+        queries,
+        task,
+    }
 }
 
 fn zone() -> portico_dns::Zone {
@@ -128,8 +146,14 @@ async fn fixture() -> Fixture {
     let upstream = fake_upstream().await;
     let metrics = DnsMetrics::default();
     let handler = Arc::new(Handler::new(zone(), vec![upstream.addr], metrics.clone()));
-    let server = DnsServer::start(&["127.0.0.1:0".parse().unwrap()], handler).await.unwrap();
-    Fixture { server, upstream, metrics }
+    let server = DnsServer::start(&["127.0.0.1:0".parse().unwrap()], handler)
+        .await
+        .unwrap();
+    Fixture {
+        server,
+        upstream,
+        metrics,
+    }
 }
 
 /// Runs dig against the fixture and returns its stdout with whitespace runs collapsed.
@@ -154,12 +178,30 @@ async fn dig(f: &Fixture, args: &[&str]) -> String {
 async fn dig_answers_every_record_type_exactly() {
     let f = fixture().await;
     assert_eq!(
-        dig(&f, &["+noall", "+answer", "my-app-service.default.svc.cluster.local"]).await,
+        dig(
+            &f,
+            &[
+                "+noall",
+                "+answer",
+                "my-app-service.default.svc.cluster.local"
+            ]
+        )
+        .await,
         "my-app-service.default.svc.cluster.local. 5 IN A 10.96.0.20"
     );
     assert_eq!(
-        dig(&f, &["+noall", "+answer", "MY-APP-SERVICE.Default.svc.CLUSTER.local", "A"]).await,
-        "my-app-service.default.svc.cluster.local. 5 IN A 10.96.0.20"
+        dig(
+            &f,
+            &[
+                "+noall",
+                "+answer",
+                "MY-APP-SERVICE.Default.svc.CLUSTER.local",
+                "A"
+            ]
+        )
+        .await,
+        "MY-APP-SERVICE.Default.svc.CLUSTER.local. 5 IN A 10.96.0.20",
+        "case-insensitive, and the answer echoes the question's case"
     );
     assert_eq!(
         dig(&f, &["+noall", "+answer", "+additional", "_http._tcp.my-app-service.default.svc.cluster.local", "SRV"]).await,
@@ -171,7 +213,11 @@ async fn dig_answers_every_record_type_exactly() {
         "web.ns1.svc.cluster.local. 5 IN A 10.244.1.5\nweb.ns1.svc.cluster.local. 5 IN A 10.244.2.6"
     );
     assert_eq!(
-        dig(&f, &["+noall", "+answer", "web-0.web.ns1.svc.cluster.local"]).await,
+        dig(
+            &f,
+            &["+noall", "+answer", "web-0.web.ns1.svc.cluster.local"]
+        )
+        .await,
         "web-0.web.ns1.svc.cluster.local. 5 IN A 10.244.1.5"
     );
     assert_eq!(
@@ -188,11 +234,24 @@ async fn dig_answers_every_record_type_exactly() {
         "5.1.244.10.in-addr.arpa. 5 IN PTR web-0.web.ns1.svc.cluster.local."
     );
     assert_eq!(
-        dig(&f, &["+noall", "+answer", "dns-version.cluster.local", "TXT"]).await,
+        dig(
+            &f,
+            &["+noall", "+answer", "dns-version.cluster.local", "TXT"]
+        )
+        .await,
         "dns-version.cluster.local. 5 IN TXT \"1.1.0\""
     );
     assert_eq!(
-        dig(&f, &["+noall", "+answer", "ext.default.svc.cluster.local", "CNAME"]).await,
+        dig(
+            &f,
+            &[
+                "+noall",
+                "+answer",
+                "ext.default.svc.cluster.local",
+                "CNAME"
+            ]
+        )
+        .await,
         "ext.default.svc.cluster.local. 5 IN CNAME api.example.test."
     );
 }
@@ -200,14 +259,32 @@ async fn dig_answers_every_record_type_exactly() {
 #[tokio::test]
 async fn dig_sees_nxdomain_and_nodata_with_the_soa() {
     let f = fixture().await;
-    let nx = dig(&f, &["+noall", "+comments", "+authority", "missing.default.svc.cluster.local"]).await;
+    let nx = dig(
+        &f,
+        &[
+            "+noall",
+            "+comments",
+            "+authority",
+            "missing.default.svc.cluster.local",
+        ],
+    )
+    .await;
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
     assert!(nx.contains("flags: qr aa rd ra"), "{nx}");
     assert!(
         nx.contains("cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5"),
         "{nx}"
     );
-    let nodata = dig(&f, &["+noall", "+comments", "my-app-service.default.svc.cluster.local", "AAAA"]).await;
+    let nodata = dig(
+        &f,
+        &[
+            "+noall",
+            "+comments",
+            "my-app-service.default.svc.cluster.local",
+            "AAAA",
+        ],
+    )
+    .await;
     assert!(nodata.contains("status: NOERROR"), "{nodata}");
     assert!(nodata.contains("ANSWER: 0, AUTHORITY: 1"), "{nodata}");
 }
@@ -215,12 +292,30 @@ async fn dig_sees_nxdomain_and_nodata_with_the_soa() {
 #[tokio::test]
 async fn udp_truncates_and_dig_retries_over_tcp() {
     let f = fixture().await;
-    let truncated = dig(&f, &["+ignore", "+noedns", "+noall", "+comments", "big.ns1.svc.cluster.local"]).await;
+    let truncated = dig(
+        &f,
+        &[
+            "+ignore",
+            "+noedns",
+            "+noall",
+            "+comments",
+            "big.ns1.svc.cluster.local",
+        ],
+    )
+    .await;
     assert!(truncated.contains("flags: qr aa tc rd ra"), "{truncated}");
     assert!(truncated.contains("ANSWER: 0"), "{truncated}");
-    let full = dig(&f, &["+noedns", "+noall", "+answer", "big.ns1.svc.cluster.local"]).await;
+    let full = dig(
+        &f,
+        &["+noedns", "+noall", "+answer", "big.ns1.svc.cluster.local"],
+    )
+    .await;
     assert_eq!(full.lines().count(), 100, "{full}");
-    let tcp = dig(&f, &["+tcp", "+noall", "+answer", "big.ns1.svc.cluster.local"]).await;
+    let tcp = dig(
+        &f,
+        &["+tcp", "+noall", "+answer", "big.ns1.svc.cluster.local"],
+    )
+    .await;
     assert_eq!(tcp.lines().count(), 100);
 }
 
@@ -232,7 +327,10 @@ async fn hickory_client_over_udp_and_tcp() {
     let conn = UdpClientStream::builder(f.addr(), TokioRuntimeProvider::default()).build();
     let (mut udp, bg) = Client::<TokioRuntimeProvider>::from_sender(conn);
     tokio::spawn(bg);
-    let response = udp.query(name.clone(), DNSClass::IN, RecordType::A).await.unwrap();
+    let response = udp
+        .query(name.clone(), DNSClass::IN, RecordType::A)
+        .await
+        .unwrap();
     assert!(response.metadata.authoritative);
     assert_eq!(response.answers.len(), 1);
     assert_eq!(response.answers[0].ttl, 5);
@@ -242,12 +340,23 @@ async fn hickory_client_over_udp_and_tcp() {
     let (mut tcp, bg) = Client::<TokioRuntimeProvider>::new(stream.await.unwrap(), sender);
     tokio::spawn(bg);
     let srv_name = Name::from_str("_http._tcp.web.ns1.svc.cluster.local.").unwrap();
-    let response = tcp.query(srv_name, DNSClass::IN, RecordType::SRV).await.unwrap();
+    let response = tcp
+        .query(srv_name, DNSClass::IN, RecordType::SRV)
+        .await
+        .unwrap();
     assert_eq!(response.answers.len(), 2);
     assert_eq!(response.additionals.len(), 2);
 
-    assert_eq!(f.metrics.query_count(RecordType::A, ResponseCode::NoError, false), 1);
-    assert_eq!(f.metrics.query_count(RecordType::SRV, ResponseCode::NoError, true), 1);
+    assert_eq!(
+        f.metrics
+            .query_count(RecordType::A, ResponseCode::NoError, false),
+        1
+    );
+    assert_eq!(
+        f.metrics
+            .query_count(RecordType::SRV, ResponseCode::NoError, true),
+        1
+    );
 }
 
 #[tokio::test]
@@ -270,7 +379,10 @@ async fn names_outside_the_zone_are_forwarded_once_and_then_cached() {
 
     let nx = dig(&f, &["+noall", "+comments", "nothing.example.test"]).await;
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
-    assert!(!nx.contains(" aa "), "forwarded answers are not authoritative: {nx}");
+    assert!(
+        !nx.contains(" aa "),
+        "forwarded answers are not authoritative: {nx}"
+    );
     assert_eq!(f.upstream.queries.load(Ordering::SeqCst), 2);
 }
 

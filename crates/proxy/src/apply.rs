@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::plan::{Base, ServicePlan, UdpFlow, TABLE};
@@ -113,7 +114,7 @@ pub struct Proxier<N, C> {
     nft: N,
     conntrack: C,
     base: Base,
-    applied: BTreeMap<String, ServicePlan>,
+    applied: BTreeMap<String, Arc<ServicePlan>>,
     hairpin_refs: BTreeMap<Ipv4Addr, usize>,
     needs_full: bool,
     pending_chains: Vec<(String, Instant)>,
@@ -138,7 +139,7 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
     }
 
     /// The plans currently in the kernel, by `namespace/name`.
-    pub fn applied(&self) -> &BTreeMap<String, ServicePlan> {
+    pub fn applied(&self) -> &BTreeMap<String, Arc<ServicePlan>> {
         &self.applied
     }
 
@@ -153,21 +154,21 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
     /// from it is a deleted Service.
     pub fn sync(
         &mut self,
-        desired: &BTreeMap<String, ServicePlan>,
+        desired: &BTreeMap<String, Arc<ServicePlan>>,
         changed: &BTreeSet<String>,
         now: Instant,
     ) -> Result<SyncStats, ProxyError> {
         if self.needs_full {
             return self.full_sync(desired);
         }
-        let empty = ServicePlan::default();
+        let empty = Arc::new(ServicePlan::default());
         let mut diff = Diff::default();
         let mut flushes: Vec<UdpFlow> = Vec::new();
         let mut hairpin_delta: BTreeMap<Ipv4Addr, isize> = BTreeMap::new();
         let mut changed_services = 0;
         for key in changed {
-            let old = self.applied.get(key).unwrap_or(&empty);
-            let new = desired.get(key).unwrap_or(&empty);
+            let old: &ServicePlan = self.applied.get(key).unwrap_or(&empty);
+            let new: &ServicePlan = desired.get(key).unwrap_or(&empty);
             if old == new {
                 continue;
             }
@@ -223,9 +224,9 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         self.pending_sets.extend(diff.removed_sets.into_iter().map(|s| (s, now)));
         self.hairpin_refs = refs;
         for key in changed {
-            let old_rules = self.applied.get(key).map_or(0, ServicePlan::rule_count);
+            let old_rules = self.applied.get(key).map_or(0, |p| p.rule_count());
             let new_plan = desired.get(key);
-            self.rules = self.rules.saturating_sub(old_rules) + new_plan.map_or(0, ServicePlan::rule_count);
+            self.rules = self.rules.saturating_sub(old_rules) + new_plan.map_or(0, |p| p.rule_count());
             match new_plan {
                 Some(p) => {
                     self.applied.insert(key.clone(), p.clone());
@@ -239,8 +240,8 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         Ok(SyncStats { full: false, changed_services, rules: self.rules })
     }
 
-    fn full_sync(&mut self, desired: &BTreeMap<String, ServicePlan>) -> Result<SyncStats, ProxyError> {
-        let script = render_full(&self.base, desired.values());
+    fn full_sync(&mut self, desired: &BTreeMap<String, Arc<ServicePlan>>) -> Result<SyncStats, ProxyError> {
+        let script = render_full(&self.base, desired.values().map(|p| &**p));
         self.nft.apply(&script)?;
         let mut flushes: Vec<UdpFlow> = Vec::new();
         for (key, new) in desired {
@@ -255,7 +256,7 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         for ip in self.applied.values().flat_map(|p| &p.hairpin) {
             *self.hairpin_refs.entry(*ip).or_default() += 1;
         }
-        self.rules = self.applied.values().map(ServicePlan::rule_count).sum();
+        self.rules = self.applied.values().map(|p| p.rule_count()).sum();
         self.flush_conntrack(&flushes);
         Ok(SyncStats { full: true, changed_services: desired.len(), rules: self.rules })
     }

@@ -162,7 +162,7 @@ mod tests {
         let dirty = c.slice_event(Event::Apply(slice("a-1", "a")));
         assert_eq!(dirty.into_iter().collect::<Vec<_>>(), vec!["default/a".to_string()]);
         let plan = c.plan("default/a", "n1", &Base { cluster_cidr: "10.244.0.0/16".parse().unwrap(), nodeport_addresses: vec![] });
-        assert!(plan.unwrap().chains.values().flatten().any(|r| r.contains("dnat to 10.244.0.10:8080")));
+        assert!(plan.unwrap().chains.values().flatten().any(|r| r.to_string().contains("dnat to 10.244.0.10:8080")));
         // A relist without the slice reports the Service as touched and forgets the slice.
         c.slice_event(Event::Init);
         let dirty = c.slice_event(Event::InitDone);

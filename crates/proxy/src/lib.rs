@@ -152,7 +152,7 @@ struct SyncLoop<N, C> {
     base: Base,
     node_name: String,
     cache: cache::Cache,
-    desired: BTreeMap<String, ServicePlan>,
+    desired: BTreeMap<String, Arc<ServicePlan>>,
     dirty: BTreeSet<String>,
     metrics: ProxyMetrics,
     healthz: health::Healthz,
@@ -231,7 +231,7 @@ impl<N: Nft + 'static, C: Conntrack + 'static> SyncLoop<N, C> {
         let dirty = std::mem::take(&mut self.dirty);
         for key in &dirty {
             match self.cache.plan(key, &self.node_name, &self.base) {
-                Some(p) => self.desired.insert(key.clone(), p),
+                Some(p) => self.desired.insert(key.clone(), Arc::new(p)),
                 None => self.desired.remove(key),
             };
         }

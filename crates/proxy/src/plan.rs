@@ -55,6 +55,51 @@ impl Map {
         [Map::ServiceIps, Map::ServiceNodeports, Map::NoEndpointServices, Map::NoEndpointNodeports, Map::FirewallIps];
 }
 
+/// One rule of a regular chain. The endpoint choice, which makes up most of
+/// a large table, is kept compact; everything else is nft text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// `[numgen random mod M 0] meta l4proto P dnat to IP:PORT` (`modulo` 0: no gate).
+    Pick {
+        /// The gate's modulus; 0 means the rule always matches.
+        modulo: u32,
+        /// Protocol.
+        proto: Proto,
+        /// Endpoint address.
+        ip: Ipv4Addr,
+        /// Endpoint port.
+        port: u16,
+    },
+    /// Any other rule, as nft syntax.
+    Text(String),
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::Pick { modulo, proto, ip, port } => {
+                if *modulo > 0 {
+                    write!(f, "numgen random mod {modulo} 0 ")?;
+                }
+                write!(f, "meta l4proto {} dnat to {ip}:{port}", proto.nft())
+            }
+            Rule::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl From<String> for Rule {
+    fn from(s: String) -> Rule {
+        Rule::Text(s)
+    }
+}
+
+impl From<&str> for Rule {
+    fn from(s: &str) -> Rule {
+        Rule::Text(s.to_string())
+    }
+}
+
 /// A UDP flow selector whose conntrack entries must go when endpoints change.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UdpFlow {
@@ -82,7 +127,7 @@ pub struct HealthCheck {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServicePlan {
     /// Regular chains and their rules.
-    pub chains: BTreeMap<String, Vec<String>>,
+    pub chains: BTreeMap<String, Vec<Rule>>,
     /// Affinity sets (name → declaration body).
     pub sets: BTreeMap<String, String>,
     /// Map elements: (map, key) → value.
@@ -190,18 +235,23 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
             plan.udp_live.insert(UdpFlow { dst: None, dport: np, endpoint: None });
         }
     }
-    plan.hairpin.extend(cluster.iter().chain(&local).map(|e| e.ip));
-
     let uses_local = p.internal_local || (p.external_local && p.has_external());
     let uses_cluster = !p.internal_local || p.has_external();
+    if uses_cluster {
+        plan.hairpin.extend(cluster.iter().map(|e| e.ip));
+    }
+    if uses_local {
+        plan.hairpin.extend(local.iter().map(|e| e.ip));
+    }
 
     // Cluster chain: off-cluster sources reaching the ClusterIP directly get
     // masqueraded so replies come back through this node.
     if uses_cluster {
-        let mut rules = vec![format!(
+        let mut rules: Vec<Rule> = vec![format!(
             "ip daddr {} {proto} dport {} ip saddr != {} jump mark-for-masquerade",
             p.cluster_ip, p.port, base.cluster_cidr
-        )];
+        )
+        .into()];
         rules.extend(select(p, &pbase, &cluster, plan));
         plan.chains.insert(svc_chain.clone(), rules);
     }
@@ -209,7 +259,7 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         let rules = if local.is_empty() {
             // Local policy and no endpoint here: drop (not reject), so
             // load balancers health-checking this node see it as down.
-            vec!["drop".to_string()]
+            vec!["drop".into()]
         } else {
             select(p, &pbase, &local, plan)
         };
@@ -223,13 +273,13 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         let rules = if p.external_local {
             vec![
                 // Pods and the node itself are not "external": they may use any endpoint.
-                format!("ip saddr {} goto {svc_chain}", base.cluster_cidr),
-                "fib saddr type local jump mark-for-masquerade".to_string(),
-                format!("fib saddr type local goto {svc_chain}"),
-                format!("goto {local_chain}"),
+                format!("ip saddr {} goto {svc_chain}", base.cluster_cidr).into(),
+                "fib saddr type local jump mark-for-masquerade".into(),
+                format!("fib saddr type local goto {svc_chain}").into(),
+                format!("goto {local_chain}").into(),
             ]
         } else {
-            vec!["jump mark-for-masquerade".to_string(), format!("goto {svc_chain}")]
+            vec!["jump mark-for-masquerade".into(), format!("goto {svc_chain}").into()]
         };
         plan.chains.insert(ext_chain.clone(), rules);
         for ip in &external_vips {
@@ -240,8 +290,8 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         }
         if !p.source_ranges.is_empty() && !p.lb_ips.is_empty() {
             let fw_chain = named("firewall", &pbase);
-            let mut rules: Vec<String> = p.source_ranges.iter().map(|r| format!("ip saddr {r} return")).collect();
-            rules.push("drop".to_string());
+            let mut rules: Vec<Rule> = p.source_ranges.iter().map(|r| format!("ip saddr {r} return").into()).collect();
+            rules.push("drop".into());
             plan.chains.insert(fw_chain.clone(), rules);
             for ip in &p.lb_ips {
                 plan.elements.insert((Map::FirewallIps, vip_key(*ip)), format!("goto {fw_chain}"));
@@ -252,20 +302,19 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
 
 /// Rules choosing one of `eps` uniformly: rule i matches with probability
 /// 1/(N-i) given that the earlier ones did not, so each endpoint gets 1/N.
-fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -> Vec<String> {
-    let proto = p.proto.nft();
+fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -> Vec<Rule> {
     let n = eps.len();
-    let gate = |i: usize| if i + 1 < n { format!("numgen random mod {} 0 ", n - i) } else { String::new() };
+    let modulo = |i: usize| if i + 1 < n { u32::try_from(n - i).unwrap_or(u32::MAX) } else { 0 };
     let Some(timeout) = p.affinity_timeout else {
         return eps
             .iter()
             .enumerate()
-            .map(|(i, e)| format!("{}meta l4proto {proto} dnat to {}:{}", gate(i), e.ip, e.port))
+            .map(|(i, e)| Rule::Pick { modulo: modulo(i), proto: p.proto, ip: e.ip, port: e.port })
             .collect();
     };
     // ClientIP affinity: one timed set per endpoint remembers its clients.
-    let mut checks = Vec::with_capacity(n);
-    let mut picks = Vec::with_capacity(n);
+    let mut checks: Vec<Rule> = Vec::with_capacity(2 * n);
+    let mut picks: Vec<Rule> = Vec::with_capacity(n);
     for (i, e) in eps.iter().enumerate() {
         let ebase = format!("{pbase}__{}/{}", e.ip, e.port);
         let ep_chain = named("endpoint", &ebase);
@@ -273,10 +322,17 @@ fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -
         plan.sets.insert(set.clone(), format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"));
         plan.chains.insert(
             ep_chain.clone(),
-            vec![format!("update @{set} {{ ip saddr }}"), format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port)],
+            vec![
+                format!("update @{set} {{ ip saddr }}").into(),
+                Rule::Pick { modulo: 0, proto: p.proto, ip: e.ip, port: e.port },
+            ],
         );
-        checks.push(format!("ip saddr @{set} goto {ep_chain}"));
-        picks.push(format!("{}goto {ep_chain}", gate(i)));
+        checks.push(format!("ip saddr @{set} goto {ep_chain}").into());
+        let gate = match modulo(i) {
+            0 => String::new(),
+            m => format!("numgen random mod {m} 0 "),
+        };
+        picks.push(format!("{gate}goto {ep_chain}").into());
     }
     checks.extend(picks);
     checks

@@ -63,7 +63,7 @@ pub fn render_base(base: &Base) -> String {
         ("reject-chain", vec!["reject".into()]),
         ("mark-for-masquerade", vec![format!("meta mark set meta mark or {MASQ_MARK}")]),
         ("nat-prerouting", vec!["type nat hook prerouting priority dstnat; policy accept;".into(), "jump services".into()]),
-        ("nat-output", vec!["type nat hook output priority dstnat; policy accept;".into(), "jump services".into()]),
+        ("nat-output", vec!["type nat hook output priority -100; policy accept;".into(), "jump services".into()]),
         ("nat-postrouting", vec!["type nat hook postrouting priority srcnat; policy accept;".into(), "jump masquerading".into()]),
         (
             "masquerading",
@@ -104,16 +104,29 @@ pub fn render_full<'a>(base: &Base, plans: impl IntoIterator<Item = &'a ServiceP
     out.push_str(&render_base(base));
     let mut elements: BTreeMap<Map, Vec<String>> = BTreeMap::new();
     let mut hairpin: std::collections::BTreeSet<Ipv4Addr> = std::collections::BTreeSet::new();
-    for plan in plans {
+    // Every object first (rules may jump to chains of any Service), then the
+    // rules; the block syntax parses faster than one command per rule.
+    let _ = writeln!(out, "table ip {TABLE} {{");
+    for plan in plans.clone() {
         for (name, decl) in &plan.sets {
-            let _ = writeln!(out, "add set ip {TABLE} {name} {{ {decl} }}");
+            let _ = writeln!(out, "\tset {name} {{ {decl} }}");
         }
+        for name in plan.chains.keys() {
+            let _ = writeln!(out, "\tchain {name} {{ }}");
+        }
+    }
+    let _ = writeln!(out, "}}\ntable ip {TABLE} {{");
+    for plan in plans.clone() {
         for (name, rules) in &plan.chains {
-            let _ = writeln!(out, "add chain ip {TABLE} {name}");
+            let _ = writeln!(out, "\tchain {name} {{");
             for r in rules {
-                let _ = writeln!(out, "add rule ip {TABLE} {name} {r}");
+                let _ = writeln!(out, "\t\t{r}");
             }
+            let _ = writeln!(out, "\t}}");
         }
+    }
+    let _ = writeln!(out, "}}");
+    for plan in plans {
         for ((map, key), value) in &plan.elements {
             elements.entry(*map).or_default().push(format!("{key} : {value}"));
         }
@@ -139,8 +152,10 @@ pub fn render_service(plan: &ServicePlan) -> String {
     for (name, decl) in &plan.sets {
         let _ = writeln!(out, "add set ip {TABLE} {name} {{ {decl} }}");
     }
-    for (name, rules) in &plan.chains {
+    for name in plan.chains.keys() {
         let _ = writeln!(out, "add chain ip {TABLE} {name}");
+    }
+    for (name, rules) in &plan.chains {
         for r in rules {
             let _ = writeln!(out, "add rule ip {TABLE} {name} {r}");
         }

@@ -123,7 +123,7 @@ fn terminating_endpoints_are_a_fallback_only() {
     let s = svc("term", json!({"clusterIP": "10.96.0.120", "ports": [{"port": 80}]}));
     let mixed = &[("10.244.1.10", "node-a", true), ("10.244.2.10", "node-b", false)];
     let p = plan(&s, &[slice("term", mixed, &[("", 80, "TCP")])], "node-a", &base());
-    let rules: Vec<&String> = p.chains.values().flatten().collect();
+    let rules: Vec<String> = p.chains.values().flatten().map(ToString::to_string).collect();
     assert!(rules.iter().any(|r| r.contains("dnat to 10.244.1.10:80")));
     assert!(!rules.iter().any(|r| r.contains("10.244.2.10")), "{rules:?}");
     let only_terminating = &[("10.244.2.10", "node-b", false)];

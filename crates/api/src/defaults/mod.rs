@@ -33,7 +33,10 @@ pub fn apply(res: &ResourceInfo, obj: &mut Value) {
             set_default(obj, &["status", "loadBalancer"], json!({}));
         }
         ("networking.k8s.io", "IngressClass") => {
-            if let Some(p) = obj.pointer_mut("/spec/parameters").and_then(Value::as_object_mut) {
+            if let Some(p) = obj
+                .pointer_mut("/spec/parameters")
+                .and_then(Value::as_object_mut)
+            {
                 p.entry("scope").or_insert(json!("Cluster"));
             }
         }
@@ -50,12 +53,21 @@ pub fn prepare_update(res: &ResourceInfo, obj: &mut Value, old: &Value) {
         obj.get_mut("metadata").and_then(Value::as_object_mut),
         old.get("metadata").and_then(Value::as_object),
     ) {
-        if meta.get("uid").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if meta
+            .get("uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             if let Some(uid) = old_meta.get("uid") {
                 meta.insert("uid".into(), uid.clone());
             }
         }
-        for key in ["creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        for key in [
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             match old_meta.get(key) {
                 Some(v) if !v.is_null() => {
                     meta.insert(key.into(), v.clone());
@@ -65,7 +77,7 @@ pub fn prepare_update(res: &ResourceInfo, obj: &mut Value, old: &Value) {
         }
     }
     match (res.group, res.kind) {
-        ("", "Service") => service::prepare_service_update(obj, old),
+        ("", "Service") => prepare_service_update(obj, old),
         ("", "Namespace") => {
             // Namespace spec (finalizers) and status only change through
             // the finalize and status subresources.
@@ -90,14 +102,20 @@ pub fn prepare_update(res: &ResourceInfo, obj: &mut Value, old: &Value) {
 
 /// Sets `path` to `value` when it is absent or null, creating parents.
 pub(crate) fn set_default(obj: &mut Value, path: &[&str], value: Value) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for p in parents {
         if !cur.is_object() {
             return;
         }
-        let Some(map) = cur.as_object_mut() else { return };
-        let entry = map.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let Some(map) = cur.as_object_mut() else {
+            return;
+        };
+        let entry = map
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if entry.is_null() {
             *entry = Value::Object(Map::new());
         }
@@ -146,8 +164,16 @@ fn apply_deployment(obj: &mut Value) {
     set_default(obj, &["spec", "replicas"], json!(1));
     set_str_default(obj, &["spec", "strategy", "type"], "RollingUpdate");
     if obj.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("RollingUpdate") {
-        set_default(obj, &["spec", "strategy", "rollingUpdate", "maxUnavailable"], json!("25%"));
-        set_default(obj, &["spec", "strategy", "rollingUpdate", "maxSurge"], json!("25%"));
+        set_default(
+            obj,
+            &["spec", "strategy", "rollingUpdate", "maxUnavailable"],
+            json!("25%"),
+        );
+        set_default(
+            obj,
+            &["spec", "strategy", "rollingUpdate", "maxSurge"],
+            json!("25%"),
+        );
     }
     set_default(obj, &["spec", "revisionHistoryLimit"], json!(10));
     set_default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
@@ -164,11 +190,22 @@ fn apply_replica_set(obj: &mut Value) {
 }
 
 fn apply_namespace(obj: &mut Value) {
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !name.is_empty() {
-        set_default(obj, &["metadata", "labels", "kubernetes.io/metadata.name"], json!(name));
+        set_default(
+            obj,
+            &["metadata", "labels", "kubernetes.io/metadata.name"],
+            json!(name),
+        );
         // The label always mirrors the name (SetDefaults_Namespace overwrites it).
-        if let Some(l) = obj.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+        if let Some(l) = obj
+            .pointer_mut("/metadata/labels")
+            .and_then(Value::as_object_mut)
+        {
             l.insert("kubernetes.io/metadata.name".into(), json!(name));
         }
     }
@@ -180,7 +217,10 @@ fn apply_namespace(obj: &mut Value) {
         set_default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
     } else if !has_kube && obj.pointer("/status/phase").is_none() {
         // Only a create (no phase yet) gets the finalizer appended.
-        if let Some(f) = obj.pointer_mut("/spec/finalizers").and_then(Value::as_array_mut) {
+        if let Some(f) = obj
+            .pointer_mut("/spec/finalizers")
+            .and_then(Value::as_array_mut)
+        {
             f.push(json!("kubernetes"));
         }
     }

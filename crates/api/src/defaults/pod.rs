@@ -10,12 +10,21 @@ use super::{set_default, set_str_default};
 pub(super) fn apply_pod(pod: &mut Value) {
     // SetDefaults_Pod: requests default to limits (Pods only, not templates).
     for list in ["containers", "initContainers"] {
-        if let Some(cs) = pod.pointer_mut(&format!("/spec/{list}")).and_then(Value::as_array_mut) {
+        if let Some(cs) = pod
+            .pointer_mut(&format!("/spec/{list}"))
+            .and_then(Value::as_array_mut)
+        {
             for c in cs {
-                let limits = c.pointer("/resources/limits").and_then(Value::as_object).cloned();
+                let limits = c
+                    .pointer("/resources/limits")
+                    .and_then(Value::as_object)
+                    .cloned();
                 if let Some(limits) = limits {
                     set_default(c, &["resources", "requests"], json!({}));
-                    if let Some(req) = c.pointer_mut("/resources/requests").and_then(Value::as_object_mut) {
+                    if let Some(req) = c
+                        .pointer_mut("/resources/requests")
+                        .and_then(Value::as_object_mut)
+                    {
                         for (k, v) in limits {
                             req.entry(k).or_insert(v);
                         }
@@ -29,9 +38,16 @@ pub(super) fn apply_pod(pod: &mut Value) {
         apply_pod_spec(spec);
     }
     // DefaultTolerationSeconds admission and the Priority admission plugin.
-    let tolerations = pod.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
+    let tolerations = pod
+        .pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut added = tolerations.clone();
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let present = tolerations.iter().any(|t| {
             let k = t.get("key").and_then(Value::as_str).unwrap_or("");
             let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
@@ -60,7 +76,12 @@ fn qos_class(pod: &Value) -> &'static str {
     let mut any = false;
     let mut guaranteed = true;
     for list in ["containers", "initContainers"] {
-        for c in pod.pointer(&format!("/spec/{list}")).and_then(Value::as_array).into_iter().flatten() {
+        for c in pod
+            .pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let req = c.pointer("/resources/requests").and_then(Value::as_object);
             let lim = c.pointer("/resources/limits").and_then(Value::as_object);
             for r in ["cpu", "memory"] {
@@ -136,8 +157,16 @@ fn apply_container(c: &mut Value, host_network: bool) {
     if !c.is_object() {
         return;
     }
-    let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
-    let policy = if image_is_latest(&image) { "Always" } else { "IfNotPresent" };
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let policy = if image_is_latest(&image) {
+        "Always"
+    } else {
+        "IfNotPresent"
+    };
     set_str_default(c, &["imagePullPolicy"], policy);
     set_str_default(c, &["terminationMessagePath"], "/dev/termination-log");
     set_str_default(c, &["terminationMessagePolicy"], "File");
@@ -165,14 +194,20 @@ fn apply_container(c: &mut Value, host_network: bool) {
         }
     }
     for hook in ["postStart", "preStop"] {
-        if let Some(h) = c.pointer_mut(&format!("/lifecycle/{hook}/httpGet")).filter(|h| h.is_object()) {
+        if let Some(h) = c
+            .pointer_mut(&format!("/lifecycle/{hook}/httpGet"))
+            .filter(|h| h.is_object())
+        {
             set_str_default(h, &["path"], "/");
             set_str_default(h, &["scheme"], "HTTP");
         }
     }
     if let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) {
         for e in env {
-            if let Some(f) = e.pointer_mut("/valueFrom/fieldRef").filter(|f| f.is_object()) {
+            if let Some(f) = e
+                .pointer_mut("/valueFrom/fieldRef")
+                .filter(|f| f.is_object())
+            {
                 set_str_default(f, &["apiVersion"], "v1");
             }
         }
@@ -180,14 +215,42 @@ fn apply_container(c: &mut Value, host_network: bool) {
 }
 
 const VOLUME_SOURCES: &[&str] = &[
-    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs", "iscsi",
-    "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "downwardAPI", "fc",
-    "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk", "projected",
-    "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral", "image",
+    "hostPath",
+    "emptyDir",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "persistentVolumeClaim",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "configMap",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "projected",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "csi",
+    "ephemeral",
+    "image",
 ];
 
 fn apply_volume(v: &mut Value) {
-    let has_source = VOLUME_SOURCES.iter().any(|k| v.get(*k).is_some_and(|x| !x.is_null()));
+    let has_source = VOLUME_SOURCES
+        .iter()
+        .any(|k| v.get(*k).is_some_and(|x| !x.is_null()));
     if !has_source {
         set_default(v, &["emptyDir"], json!({}));
     }

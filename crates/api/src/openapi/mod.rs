@@ -8,18 +8,22 @@
 //! `components.schemas` with `x-kubernetes-group-version-kind` feed
 //! `kubectl explain`.
 //!
-//! `/openapi/v2` is not served (the server should answer 404): kubectl only
-//! asks for it (as protobuf) to compute apply patches when v3 does not offer
-//! strategic merge patch, ignores the error, and uses its compiled-in types.
+//! `/openapi/v2` ([`v2_protobuf`]) is a minimal protobuf document with the
+//! PATCH operations only: kubectl 1.27/1.28 verify `fieldValidation` there and
+//! abort `apply` without it; 1.29+ ask for it only to compute apply patches
+//! when v3 does not offer strategic merge patch, and then use their
+//! compiled-in types because v2 does not offer it either.
 
 mod paths;
 mod schemas;
+mod v2;
 
 use crate::resource::{group_versions, ResourceInfo, RESOURCES};
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
 
 pub use paths::PATCH_CONTENT_TYPES;
+pub use v2::V2_PROTOBUF_CONTENT_TYPE;
 
 /// One generated group-version document with its index entry.
 struct GvDoc {
@@ -132,6 +136,23 @@ fn find_doc(gv_path: &str) -> Option<&'static GvDoc> {
 /// a request whose `?hash=` matches with `Cache-Control: public, immutable`.
 pub fn v3_hash(gv_path: &str) -> Option<String> {
     find_doc(gv_path).map(|d| d.hash.clone())
+}
+
+/// `GET /openapi/v2` (Accept: protobuf): the PATCH operations of every
+/// served kind, gnostic-protobuf encoded. Serve with
+/// [`V2_PROTOBUF_CONTENT_TYPE`].
+pub fn v2_protobuf() -> &'static [u8] {
+    static DOC: OnceLock<Vec<u8>> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let paths: Vec<&Map<String, Value>> = documents()
+            .iter()
+            .filter_map(|d| d.doc.get("paths").and_then(Value::as_object))
+            .collect();
+        v2::encode(
+            &paths,
+            &format!("v1.{}.0", crate::discovery::KUBERNETES_MINOR),
+        )
+    })
 }
 
 #[cfg(test)]

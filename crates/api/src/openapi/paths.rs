@@ -12,7 +12,7 @@ use crate::resource::ResourceInfo;
 use serde_json::{json, Map, Value};
 
 /// The PATCH content types advertised (see the module comment).
-pub(crate) const PATCH_CONTENT_TYPES: &[&str] = &[
+pub const PATCH_CONTENT_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/apply-patch+yaml",
@@ -98,9 +98,9 @@ fn tag(r: &ResourceInfo) -> String {
     format!("{g}_{}", r.version)
 }
 
-struct OpSpec<'a> {
-    verb: &'a str,
-    action: &'a str,
+struct OpSpec {
+    verb: &'static str,
+    action: &'static str,
     description: String,
     params: Vec<Value>,
     body: Option<Value>,
@@ -109,7 +109,7 @@ struct OpSpec<'a> {
     op_suffix: String,
 }
 
-fn operation(r: &ResourceInfo, spec: OpSpec<'_>) -> Value {
+fn operation(r: &ResourceInfo, spec: OpSpec) -> Value {
     let mut op = Map::new();
     op.insert("tags".into(), json!([tag(r)]));
     op.insert("description".into(), json!(spec.description));
@@ -168,7 +168,12 @@ fn object_ops(
     let mut ops = Map::new();
     let ns = if r.namespaced { "Namespaced" } else { "" };
     let op_suffix = format!("{ns}{suffix}");
-    let spec = |verb: &str, action: &str, description: String, params, body, responses| OpSpec {
+    let spec = |verb: &'static str,
+                action: &'static str,
+                description: String,
+                params: Vec<Value>,
+                body: Option<Value>,
+                responses: Vec<(String, Value)>| OpSpec {
         verb,
         action,
         description,
@@ -262,7 +267,7 @@ fn object_ops(
             ),
             _ => continue,
         };
-        ops.insert(method.to_string(), op);
+        ops.insert(method.to_string(), operation(r, op));
     }
     ops
 }

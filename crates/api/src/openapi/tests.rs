@@ -133,3 +133,21 @@ fn paths_follow_kube_apiserver_layout() {
         "readNetworkingV1IngressClass"
     );
 }
+
+#[test]
+fn v2_protobuf_carries_patch_ops_with_gvk_and_field_validation() {
+    let doc = v2_protobuf();
+    // Starts with `swagger: "2.0"` (field 1) and names every kind's GVK as YAML.
+    assert!(doc.starts_with(b"\x0a\x032.0"));
+    let text = String::from_utf8_lossy(doc);
+    for r in RESOURCES {
+        let yaml = format!(
+            "group: \"{}\"\nkind: {}\nversion: {}\n",
+            r.group, r.kind, r.version
+        );
+        assert!(text.contains(&yaml), "{}", r.kind);
+    }
+    assert!(text.contains("fieldValidation"));
+    assert!(text.contains("application/merge-patch+json"));
+    assert!(!text.contains("strategic-merge-patch"));
+}

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::fieldpath::{compare, display, list_item_element, remove_path, to_field_set, FieldSet};
-use super::managed::{decode, encode, strip, without_managed_fields, Entry};
+use super::managed::{decode, encode, strip_for, without_managed_fields, Entry};
 use super::merge_keys::{child, item, Schema, SsaList};
 use super::{ApplyError, Conflict};
 use crate::resource::ResourceInfo;
@@ -38,15 +38,15 @@ pub fn server_side_apply(
             api_version: api_version.clone(),
             time: None,
             subresource: String::new(),
-            set: strip(&to_field_set(&schema, &live_obj)),
+            set: strip_for(res, "", &to_field_set(&schema, &live_obj)),
         });
     }
 
     let mut merged = merge_values(&schema, "", &live_obj, config);
-    let new_set = strip(&to_field_set(&schema, config));
+    let new_set = strip_for(res, "", &to_field_set(&schema, config));
     let applier = entries
         .iter()
-        .position(|e| e.is(manager, "Apply", &api_version));
+        .position(|e| e.is(manager, "Apply", &api_version, ""));
     let last_set = applier.map(|i| entries[i].set.clone()).unwrap_or_default();
     let others: Vec<usize> = (0..entries.len()).filter(|i| Some(*i) != applier).collect();
 
@@ -59,7 +59,7 @@ pub fn server_side_apply(
     );
 
     let cmp = compare(&schema, &live_obj, &merged);
-    let changed = strip(&cmp.modified.union(&cmp.added));
+    let changed = strip_for(res, "", &cmp.modified.union(&cmp.added));
     let mut conflicts = Vec::new();
     for &i in &others {
         for p in entries[i].set.intersection(&changed).iter() {
@@ -67,10 +67,10 @@ pub fn server_side_apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        // kube-apiserver's lastAppliedManager: a kubectl applier may take over
+        // kube-apiserver's lastAppliedManager: the `kubectl` applier may take over
         // fields that still hold the values of the client-side last-applied
         // configuration, so moving from client-side to server-side apply works.
-        let allowed = if manager.starts_with("kubectl") {
+        let allowed = if manager == "kubectl" {
             live.and_then(|l| allowed_from_last_applied(&schema, l))
                 .unwrap_or_default()
         } else {
@@ -90,7 +90,7 @@ pub fn server_side_apply(
             return Err(ApplyError::Conflict(remaining));
         }
     }
-    let removed = strip(&cmp.removed);
+    let removed = strip_for(res, "", &cmp.removed);
     for &i in &others {
         entries[i].set = entries[i].set.difference(&changed).difference(&removed);
     }
@@ -287,10 +287,17 @@ fn allowed_from_last_applied(schema: &Schema, live: &Value) -> Option<FieldSet> 
         .get(LAST_APPLIED)?
         .as_str()?;
     let last: Value = serde_json::from_str(text).ok()?;
+    if last.get("apiVersion") != live.get("apiVersion") {
+        return None;
+    }
     let live_obj = without_managed_fields(live);
     let set = to_field_set(schema, &last);
     let cmp = compare(schema, &last, &live_obj);
-    Some(set.difference(&cmp.modified))
+    Some(
+        set.difference(&cmp.modified)
+            .difference(&cmp.added)
+            .difference(&cmp.removed),
+    )
 }
 
 fn has_last_applied(obj: &Value) -> bool {

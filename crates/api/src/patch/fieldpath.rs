@@ -28,6 +28,13 @@ impl FieldSet {
         Self::default()
     }
 
+    /// A set holding the given paths.
+    pub fn from_paths(paths: impl IntoIterator<Item = Path>) -> Self {
+        FieldSet {
+            paths: paths.into_iter().collect(),
+        }
+    }
+
     /// Adds a path.
     pub fn insert(&mut self, p: Path) {
         self.paths.insert(p);
@@ -380,14 +387,21 @@ fn compare_values(
             }
         }
     };
-    let is_map = |v: Option<&Value>| v.is_none_or(Value::is_object);
-    let is_list = |v: Option<&Value>| v.is_none_or(Value::is_array);
+    // A null map or list (Go's zero value of a non-omitempty field) is there
+    // but empty: its items count as added, the node itself does not.
+    let is_map = |v: Option<&Value>| v.is_none_or(|v| v.is_object() || v.is_null());
+    let is_list = |v: Option<&Value>| v.is_none_or(|v| v.is_array() || v.is_null());
+    let node = |c: &mut Comparison, path: &Path| match (old, new) {
+        (None, Some(v)) if !v.is_null() => c.added.insert(path.clone()),
+        (Some(v), None) if !v.is_null() => c.removed.insert(path.clone()),
+        _ => {}
+    };
+    let both_null = old.is_some_and(Value::is_null) && new.is_some_and(Value::is_null);
+    if both_null {
+        return;
+    }
     if is_map(old) && is_map(new) && !schema.is_atomic(spath) {
-        match (old, new) {
-            (None, Some(_)) => c.added.insert(path.clone()),
-            (Some(_), None) => c.removed.insert(path.clone()),
-            _ => {}
-        }
+        node(c, path);
         compare_maps(
             schema,
             spath,
@@ -399,11 +413,7 @@ fn compare_values(
         return;
     }
     if is_list(old) && is_list(new) && schema.ssa_list(spath) != SsaList::Atomic {
-        match (old, new) {
-            (None, Some(_)) => c.added.insert(path.clone()),
-            (Some(_), None) => c.removed.insert(path.clone()),
-            _ => {}
-        }
+        node(c, path);
         let index = |v: Option<&Value>| -> Vec<(String, Value)> {
             v.and_then(Value::as_array)
                 .map(|a| {

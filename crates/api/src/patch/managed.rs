@@ -28,10 +28,10 @@ pub struct Entry {
 impl Entry {
     /// Whether `self` and the given identity name the same manager entry:
     /// appliers are one entry whatever the version, updaters one per version.
-    pub fn is(&self, manager: &str, operation: &str, api_version: &str) -> bool {
+    pub fn is(&self, manager: &str, operation: &str, api_version: &str, subresource: &str) -> bool {
         self.manager == manager
             && self.operation == operation
-            && self.subresource.is_empty()
+            && self.subresource == subresource
             && (operation == "Apply" || self.api_version == api_version)
     }
 
@@ -95,6 +95,19 @@ pub fn strip(set: &FieldSet) -> FieldSet {
         .into_iter()
         .partition(|p| p == &vec![field("metadata")]);
     set.without_paths(&exact).without_prefixes(&subtrees)
+}
+
+/// [`strip`], plus the fields the write cannot change and kube-apiserver's
+/// reset-fields strategies therefore ignore: `status` for the main resource of
+/// a kind with a status subresource, everything but `status` for `status`.
+pub fn strip_for(res: &ResourceInfo, subresource: &str, set: &FieldSet) -> FieldSet {
+    let set = strip(set);
+    let status = vec![field("status")];
+    match subresource {
+        "" if res.subresources.contains(&"status") => set.without_prefixes(&[status]),
+        "status" => FieldSet::from_paths(set.iter().filter(|p| p.starts_with(&status)).cloned()),
+        _ => set,
+    }
 }
 
 /// Decodes `metadata.managedFields` of an object.
@@ -177,11 +190,15 @@ pub fn without_managed_fields(obj: &Value) -> Value {
 /// template) count as pre-existing structs rather than added maps.
 pub fn zero_object(res: &ResourceInfo) -> Value {
     let mut z = json!({"metadata": {}, "spec": {}, "status": {}});
-    if res.group == "apps" {
-        z["spec"] = json!({"template": {"metadata": {}, "spec": {}}});
-        if res.kind == "Deployment" {
-            z["spec"]["strategy"] = json!({});
+    match (res.group, res.kind) {
+        ("", "Pod") => z["spec"] = json!({"containers": null}),
+        ("apps", kind) => {
+            z["spec"] = json!({"selector": null, "template": {"metadata": {}, "spec": {"containers": null}}});
+            if kind == "Deployment" {
+                z["spec"]["strategy"] = json!({});
+            }
         }
+        _ => {}
     }
     z
 }
@@ -195,6 +212,20 @@ pub fn record_update(
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
+    now: &str,
+) {
+    record_update_subresource(res, old, new, manager, "", now);
+}
+
+/// [`record_update`] for a write through a subresource (`status`, `scale`):
+/// the entry carries `subresource`, and only the fields that subresource can
+/// change are recorded.
+pub fn record_update_subresource(
+    res: &ResourceInfo,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: &str,
     now: &str,
 ) {
     let schema = Schema::for_resource(res);
@@ -212,15 +243,15 @@ pub fn record_update(
     let old_obj = old.map_or_else(|| zero_object(res), without_managed_fields);
     let new_obj = without_managed_fields(new);
     let cmp = compare(&schema, &old_obj, &new_obj);
-    let changed = strip(&cmp.modified.union(&cmp.added));
-    let removed = strip(&cmp.removed);
+    let changed = strip_for(res, subresource, &cmp.modified.union(&cmp.added));
+    let removed = strip_for(res, subresource, &cmp.removed);
     for e in entries.iter_mut() {
         e.set = e.set.difference(&changed).difference(&removed);
     }
     if !changed.is_empty() {
         match entries
             .iter_mut()
-            .find(|e| e.is(manager, "Update", &api_version))
+            .find(|e| e.is(manager, "Update", &api_version, subresource))
         {
             Some(e) => {
                 e.set = e.set.union(&changed);
@@ -231,7 +262,7 @@ pub fn record_update(
                 operation: "Update".to_string(),
                 api_version,
                 time: Some(now.to_string()),
-                subresource: String::new(),
+                subresource: subresource.to_string(),
                 set: changed,
             }),
         }

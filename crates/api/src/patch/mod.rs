@@ -1,6 +1,18 @@
 //! Patching: strategic merge patch, JSON merge patch (RFC 7386), JSON patch
 //! (RFC 6902), server-side apply and `managedFields` bookkeeping, as pure
 //! functions over JSON objects. The API server picks one by Content-Type.
+//!
+//! How a write uses this module (kube-apiserver's order):
+//! - create/update/patch: compute the new object (for PATCH with
+//!   [`strategic_merge`], [`merge`] or [`json_patch()`] against the live object),
+//!   default it, then [`record_update`] with the live object (None on create)
+//!   and the `fieldManager` (kube's default is the User-Agent up to the first
+//!   `/`); writes through `status`/`scale` use [`record_update_subresource`].
+//! - apply: [`server_side_apply`] with the live object (None creates), then
+//!   default and validate the result; a conflict becomes a 409 through
+//!   [`ApplyError::to_api_error`].
+//!
+//! Merge keys and list types come from one table, [`merge_keys`].
 
 pub mod apply;
 pub mod fieldpath;
@@ -13,7 +25,7 @@ use serde_json::{json, Value};
 use crate::resource::ResourceInfo;
 use crate::status::ApiError;
 
-pub use managed::record_update;
+pub use managed::{record_update, record_update_subresource};
 pub use merge_keys::Schema;
 
 /// A patch that could not be applied; maps to the Status kube-apiserver sends.
@@ -23,7 +35,7 @@ pub enum PatchError {
     #[error("{0}")]
     BadRequest(String),
     /// 422 with the server message as an `UnexpectedServerResponse` cause
-    /// (JSON patch operations that do not apply).
+    /// (JSON patch operations that do not apply, lists of lists in SMP).
     #[error("{0}")]
     Unprocessable(String),
     /// An error kube-apiserver passes through unconverted: 500 with no reason.

@@ -206,6 +206,27 @@ fn client_side_apply_fields_can_be_taken_over_by_kubectl_server_side() {
     .unwrap();
     assert_eq!(last["spec"]["ports"][0]["targetPort"], 9090);
 
+    // kubectl 1.32 then applies the annotation it got back as
+    // `kubectl-last-applied`; that must not conflict either.
+    let annotation =
+        obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].clone();
+    let last_cfg = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default",
+                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": annotation}}
+    });
+    let obj2 = server_side_apply(
+        svc(),
+        Some(&obj),
+        &last_cfg,
+        "kubectl-last-applied",
+        false,
+        T2,
+    )
+    .unwrap();
+    assert_eq!(obj2["spec"], obj["spec"]);
+    assert!(managers(&obj2).contains(&("kubectl-last-applied".to_string(), "Apply".to_string())));
+
     // Another manager name gets the conflict.
     let err = server_side_apply(svc(), Some(&live), &changed, "helm", false, T1).unwrap_err();
     assert!(err
@@ -297,4 +318,138 @@ fn apply_rejects_bad_configurations() {
     cfg["metadata"]["managedFields"] = json!([{"manager": "x"}]);
     let err = server_side_apply(svc(), None, &cfg, "kubectl", false, T0).unwrap_err();
     assert_eq!(err.to_string(), "metadata.managedFields must be nil");
+}
+
+#[test]
+fn status_writes_are_recorded_against_the_status_subresource_only() {
+    let deploy = find_kind("apps", "Deployment").unwrap();
+    let mut obj = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}},
+        "status": {"replicas": 0}
+    });
+    record_update(deploy, None, &mut obj, "kubectl-create", T0);
+    // The main resource never owns status (kube-apiserver resets it there).
+    assert!(entry(&obj, "kubectl-create")["fieldsV1"]
+        .get("f:status")
+        .is_none());
+
+    let mut updated = obj.clone();
+    updated["status"] =
+        json!({"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
+    updated["spec"]["replicas"] = json!(9); // not writable through status
+    record_update_subresource(
+        deploy,
+        Some(&obj),
+        &mut updated,
+        "portico-controllers",
+        "status",
+        T1,
+    );
+    let e = entry(&updated, "portico-controllers");
+    assert_eq!(e["subresource"], "status");
+    assert_eq!(
+        e["fieldsV1"],
+        json!({"f:status": {"f:conditions": {".": {}, "k:{\"type\":\"Available\"}": {".": {}, "f:status": {}, "f:type": {}}}, "f:replicas": {}}})
+    );
+}
+
+#[test]
+fn apply_of_a_deployment_tracks_containers_by_name_and_ports_by_key() {
+    let deploy = find_kind("apps", "Deployment").unwrap();
+    let cfg = |image: &str, ports: Value| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "nginx", "namespace": "default"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "nginx"}},
+                "template": {
+                    "metadata": {"labels": {"app": "nginx"}},
+                    "spec": {"containers": [{"name": "nginx", "image": image, "ports": ports}]}
+                }
+            }
+        })
+    };
+    let c1 = cfg(
+        "nginx:1.25",
+        json!([{"containerPort": 80}, {"containerPort": 443}]),
+    );
+    let mut live = server_side_apply(deploy, None, &c1, "kubectl", false, T0).unwrap();
+    assert_eq!(
+        entry(&live, "kubectl")["fieldsV1"]["f:spec"],
+        json!({
+            "f:replicas": {},
+            "f:selector": {},
+            "f:template": {
+                "f:metadata": {"f:labels": {"f:app": {}}},
+                "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {
+                    ".": {}, "f:image": {}, "f:name": {},
+                    "f:ports": {
+                        "k:{\"containerPort\":443,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}},
+                        "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}
+                    }
+                }}}
+            }
+        })
+    );
+    // Server defaults nobody applied.
+    live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+    // `kubectl scale` (an Update through the scale subresource) takes replicas.
+    let mut scaled = live.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    record_update_subresource(deploy, Some(&live), &mut scaled, "kubectl", "scale", T1);
+    // Re-apply: new image, port 443 dropped, replicas 2 again -> conflict.
+    let c2 = cfg("nginx:1.27", json!([{"containerPort": 80}]));
+    let err = server_side_apply(deploy, Some(&scaled), &c2, "kubectl", false, T2).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"
+    );
+    let forced = server_side_apply(deploy, Some(&scaled), &c2, "kubectl", true, T2).unwrap();
+    let c = &forced["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "nginx:1.27");
+    assert_eq!(c["ports"], json!([{"containerPort": 80}]));
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(forced["spec"]["replicas"], 2);
+}
+
+#[test]
+fn record_update_on_create_of_a_deployment_matches_kube_apiserver_shape() {
+    let deploy = find_kind("apps", "Deployment").unwrap();
+    let mut obj = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "nginx"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+            "template": {
+                "metadata": {"labels": {"app": "nginx"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}
+            }
+        }
+    });
+    record_update(deploy, None, &mut obj, "kubectl-client-side-apply", T0);
+    // As kube-apiserver records a create: struct fields that Go's zero value
+    // already has carry no ".", maps and lists that appear do.
+    assert_eq!(
+        entry(&obj, "kubectl-client-side-apply")["fieldsV1"],
+        json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {
+                "f:replicas": {},
+                "f:selector": {},
+                "f:strategy": {"f:rollingUpdate": {".": {}, "f:maxSurge": {}}, "f:type": {}},
+                "f:template": {
+                    "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                    "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {
+                        ".": {}, "f:image": {}, "f:name": {},
+                        "f:ports": {".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}, "f:protocol": {}}}
+                    }}}
+                }
+            }
+        })
+    );
 }

@@ -149,7 +149,7 @@ fn merge_map(
     if let Some(directive) = patch.get(DIRECTIVE) {
         return match directive.as_str() {
             Some("replace") => {
-                patch.remove(DIRECTIVE);
+                patch.shift_remove(DIRECTIVE);
                 match remove_directives(Value::Object(patch)) {
                     Some(Value::Object(m)) => Ok(m),
                     _ => Ok(Map::new()),
@@ -173,7 +173,7 @@ fn merge_map(
             (k, false)
         };
         if patch_v.is_null() {
-            original.remove(&k);
+            original.shift_remove(&k);
             continue;
         }
         let same_kind = original.get(&k).map(|o| kind_of(o) == kind_of(&patch_v));
@@ -186,15 +186,18 @@ fn merge_map(
                         original.insert(k, v);
                     }
                     None => {
-                        original.remove(&k);
+                        original.shift_remove(&k);
                     }
                 }
             }
             continue;
         }
         let sub = child(path, &k);
-        let orig_v = original.remove(&k).unwrap_or(Value::Null);
-        let merged = match (orig_v, patch_v) {
+        // Merge in place so the field keeps its position.
+        let Some(slot) = original.get_mut(&k) else {
+            continue;
+        };
+        let merged = match (std::mem::take(slot), patch_v) {
             (Value::Object(o), Value::Object(p)) => Value::Object(merge_map(schema, &sub, o, p)?),
             (Value::Array(o), Value::Array(p)) => match schema.smp_list(&sub) {
                 SmpList::Replace => Value::Array(p),
@@ -207,7 +210,10 @@ fn merge_map(
             },
             (_, p) => match remove_directives(p) {
                 Some(v) => v,
-                None => continue,
+                None => {
+                    original.shift_remove(&k);
+                    continue;
+                }
             },
         };
         original.insert(k, merged);
@@ -567,7 +573,9 @@ fn slice_element_kind(a: &[Value], b: &[Value]) -> Result<u8, PatchError> {
     for v in a.iter().chain(b.iter()) {
         let k = kind_of(v);
         match kind {
-            None if k == 4 => return Err(PatchError::Internal(ERR_NO_LIST_OF_LISTS.to_string())),
+            None if k == 4 => {
+                return Err(PatchError::Unprocessable(ERR_NO_LIST_OF_LISTS.to_string()))
+            }
             None => kind = Some(k),
             Some(prev) if prev != k => {
                 return Err(PatchError::Internal(format!(

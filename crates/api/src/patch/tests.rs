@@ -108,6 +108,28 @@ fn strategic_merge_directives() {
             json!({"spec": {"strategy": {"type": "Recreate"}}}),
         ),
         (
+            "volume items merge by name and honour $retainKeys",
+            pod(),
+            json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "a"}}, {"name": "w", "emptyDir": {}}]}}),
+            json!({"spec": {"$setElementOrder/volumes": [{"name": "v"}, {"name": "w"}],
+                "volumes": [{"$retainKeys": ["name", "secret"], "name": "v", "secret": {"secretName": "s"}}]}}),
+            json!({"spec": {"volumes": [{"name": "v", "secret": {"secretName": "s"}}, {"name": "w", "emptyDir": {}}]}}),
+        ),
+        (
+            "ownerReferences merge by uid",
+            pod(),
+            json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "a"}, {"uid": "2", "name": "b"}]}}),
+            json!({"metadata": {"ownerReferences": [{"uid": "2", "controller": true}, {"$patch": "delete", "uid": "1"}]}}),
+            json!({"metadata": {"ownerReferences": [{"uid": "2", "name": "b", "controller": true}]}}),
+        ),
+        (
+            "status conditions merge by type",
+            pod(),
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Initialized", "status": "True"}]}}),
+            json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            json!({"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}]}}),
+        ),
+        (
             "$setElementOrder orders merged items",
             svc(),
             json!({"spec": {"ports": [{"port": 80}, {"port": 443}, {"port": 53}]}}),
@@ -165,6 +187,13 @@ fn strategic_merge_errors_are_worded_like_kubernetes() {
             json!({"spec": {"$setElementOrder/ports": 3}}),
             400,
             "invalid patch format of setElementOrder list",
+        ),
+        (
+            "list of lists",
+            json!({"spec": {"ports": [[1]]}}),
+            json!({"spec": {"ports": [[2]]}}),
+            422,
+            "the server rejected our request due to an error in our request",
         ),
         (
             "patch not an object",
@@ -386,4 +415,17 @@ fn json_patch_applies_and_reports_failures() {
 
     let err = json_patch(&original, &json!({"op": "bogus"})).unwrap_err();
     assert_eq!(err.to_api_error().code, 400);
+}
+
+#[test]
+fn merged_fields_keep_their_position() {
+    let original = json!({"spec": {"a": 1, "ports": [{"port": 80}], "z": 2}});
+    let got = strategic_merge(
+        svc(),
+        &original,
+        &json!({"spec": {"ports": [{"port": 81}], "a": null}}),
+    )
+    .unwrap();
+    let keys: Vec<&String> = got["spec"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["ports", "z"]);
 }

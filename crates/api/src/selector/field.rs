@@ -160,7 +160,9 @@ impl FieldSelector {
                 ("Pod", "spec.host") => "spec.nodeName".to_string(),
                 _ => lhs.to_string(),
             };
-            if field != "metadata.name" && field != "metadata.namespace" && !extra_fields(res).contains(&field.as_str())
+            if field != "metadata.name"
+                && field != "metadata.namespace"
+                && !extra_fields(res).contains(&field.as_str())
             {
                 return Err(SelectorError::UnsupportedField(lhs.to_string()));
             }
@@ -188,7 +190,9 @@ impl FieldSelector {
 
     /// Whether `obj` satisfies every term.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.terms.iter().all(|t| (field_value(obj, &t.field) == t.value) != t.negate)
+        self.terms
+            .iter()
+            .all(|t| (field_value(obj, &t.field) == t.value) != t.negate)
     }
 }
 

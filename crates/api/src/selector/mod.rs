@@ -4,7 +4,6 @@
 use serde_json::{Map, Value};
 
 use crate::gofmt;
-use crate::resource::ResourceInfo;
 use crate::validation::names;
 
 /// A selector that could not be parsed or used; `Display` is Kubernetes' text.
@@ -50,7 +49,11 @@ impl Requirement {
         let mut errs: Vec<String> = Vec::new();
         let key_errs = names::is_qualified_name(key);
         if !key_errs.is_empty() {
-            errs.push(format!("key: Invalid value: {}: {}", gofmt::quote(key), key_errs.join("; ")));
+            errs.push(format!(
+                "key: Invalid value: {}: {}",
+                gofmt::quote(key),
+                key_errs.join("; ")
+            ));
         }
         let shown = gofmt::string_slice(Some(&values));
         match op {
@@ -104,14 +107,22 @@ impl Requirement {
     fn matches(&self, labels: &Map<String, Value>) -> bool {
         let value = labels.get(&self.key).map(|v| v.as_str().unwrap_or(""));
         match self.op {
-            Op::In | Op::Equals | Op::DoubleEquals => value.is_some_and(|v| self.values.iter().any(|x| x == v)),
+            Op::In | Op::Equals | Op::DoubleEquals => {
+                value.is_some_and(|v| self.values.iter().any(|x| x == v))
+            }
             Op::NotIn | Op::NotEquals => value.is_none_or(|v| !self.values.iter().any(|x| x == v)),
             Op::Exists => value.is_some(),
             Op::DoesNotExist => value.is_none(),
             Op::GreaterThan | Op::LessThan => {
-                let Some(Ok(have)) = value.map(str::parse::<i64>) else { return false };
-                let [want] = self.values.as_slice() else { return false };
-                let Ok(want) = want.parse::<i64>() else { return false };
+                let Some(Ok(have)) = value.map(str::parse::<i64>) else {
+                    return false;
+                };
+                let [want] = self.values.as_slice() else {
+                    return false;
+                };
+                let Ok(want) = want.parse::<i64>() else {
+                    return false;
+                };
                 if self.op == Op::GreaterThan {
                     have > want
                 } else {
@@ -219,7 +230,10 @@ fn lex(s: &str) -> Vec<Tok> {
             }
         } else {
             let start = i;
-            while i < chars.len() && !is_special(chars[i]) && !matches!(chars[i], ' ' | '\t' | '\r' | '\n') {
+            while i < chars.len()
+                && !is_special(chars[i])
+                && !matches!(chars[i], ' ' | '\t' | '\r' | '\n')
+            {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -260,21 +274,36 @@ impl Parser {
         loop {
             match self.peek(true) {
                 Tok::Ident(_) | Tok::DoesNotExist => {
-                    let r = self.requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
+                    let r = self
+                        .requirement()
+                        .map_err(|e| format!("unable to parse requirement: {e}"))?;
                     reqs.push(r);
                     match self.next(true) {
                         Tok::End => return Ok(reqs),
                         Tok::Comma => {
                             let t = self.peek(true);
                             if !matches!(t, Tok::Ident(_) | Tok::DoesNotExist) {
-                                return Err(format!("found '{}', expected: identifier after ','", t.literal()));
+                                return Err(format!(
+                                    "found '{}', expected: identifier after ','",
+                                    t.literal()
+                                ));
                             }
                         }
-                        t => return Err(format!("found '{}', expected: ',' or 'end of string'", t.literal())),
+                        t => {
+                            return Err(format!(
+                                "found '{}', expected: ',' or 'end of string'",
+                                t.literal()
+                            ))
+                        }
                     }
                 }
                 Tok::End => return Ok(reqs),
-                t => return Err(format!("found '{}', expected: !, identifier, or 'end of string'", t.literal())),
+                t => {
+                    return Err(format!(
+                        "found '{}', expected: !, identifier, or 'end of string'",
+                        t.literal()
+                    ))
+                }
             }
         }
     }
@@ -291,7 +320,11 @@ impl Parser {
         };
         let key_errs = names::is_qualified_name(&key);
         if !key_errs.is_empty() {
-            return Err(format!("<nil>: Invalid value: {}: {}", gofmt::quote(&key), key_errs.join("; ")));
+            return Err(format!(
+                "<nil>: Invalid value: {}: {}",
+                gofmt::quote(&key),
+                key_errs.join("; ")
+            ));
         }
         if matches!(self.peek(true), Tok::End | Tok::Comma) && op.is_none() {
             op = Some(Op::Exists);
@@ -339,7 +372,10 @@ impl Parser {
                 self.next(true);
                 Ok(vec![String::new()])
             }
-            t => Err(format!("found '{}', expected: ',', ')' or identifier", t.literal())),
+            t => Err(format!(
+                "found '{}', expected: ',', ')' or identifier",
+                t.literal()
+            )),
         }
     }
 
@@ -371,7 +407,12 @@ impl Parser {
                         _ => {}
                     }
                 }
-                t => return Err(format!("found '{}', expected: ',', or identifier", t.literal())),
+                t => {
+                    return Err(format!(
+                        "found '{}', expected: ',', or identifier",
+                        t.literal()
+                    ))
+                }
             }
         }
     }
@@ -390,7 +431,10 @@ impl Parser {
 impl LabelSelector {
     /// Parses a label selector string (`labels.Parse`).
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
-        let mut p = Parser { toks: lex(s), pos: 0 };
+        let mut p = Parser {
+            toks: lex(s),
+            pos: 0,
+        };
         let requirements = p.parse().map_err(SelectorError::Label)?;
         Ok(Self { requirements })
     }
@@ -408,17 +452,22 @@ impl LabelSelector {
     /// For `key=value` / `key==value` / `key in (value)` requirements, the
     /// required value of `key` (useful to narrow lookups).
     pub fn required_value(&self, key: &str) -> Option<&str> {
-        self.requirements.iter().find_map(|r| match (r.op, r.values.as_slice()) {
-            (Op::Equals | Op::DoubleEquals | Op::In, [v]) if r.key == key => Some(v.as_str()),
-            _ => None,
-        })
+        self.requirements
+            .iter()
+            .find_map(|r| match (r.op, r.values.as_slice()) {
+                (Op::Equals | Op::DoubleEquals | Op::In, [v]) if r.key == key => Some(v.as_str()),
+                _ => None,
+            })
     }
 }
 
 /// Matches `labels` against a `metav1.LabelSelector` object
 /// (`matchLabels`/`matchExpressions`) or a plain map selector
 /// (`Service.spec.selector`, every entry must be equal).
-pub fn matches_label_selector(sel: &Value, labels: &Map<String, Value>) -> Result<bool, SelectorError> {
+pub fn matches_label_selector(
+    sel: &Value,
+    labels: &Map<String, Value>,
+) -> Result<bool, SelectorError> {
     let Some(obj) = sel.as_object() else {
         return if sel.is_null() {
             Ok(true)
@@ -437,7 +486,12 @@ pub fn matches_label_selector(sel: &Value, labels: &Map<String, Value>) -> Resul
             reqs.push(Requirement::new(k, Op::Equals, vec![v]).map_err(SelectorError::Label)?);
         }
     }
-    for e in obj.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in obj
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
         let op_s = e.get("operator").and_then(Value::as_str).unwrap_or("");
         let op = match op_s {
@@ -455,7 +509,11 @@ pub fn matches_label_selector(sel: &Value, labels: &Map<String, Value>) -> Resul
         let values: Vec<String> = e
             .get("values")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         reqs.push(Requirement::new(key, op, values).map_err(SelectorError::Label)?);
     }

@@ -469,7 +469,13 @@ fn table_carries_partial_metadata_and_list_meta() {
         json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                "metadata": meta("web")})
     );
-    let full = to_table(r, std::slice::from_ref(&svc), now(), IncludeObject::Object, Value::Null);
+    let full = to_table(
+        r,
+        std::slice::from_ref(&svc),
+        now(),
+        IncludeObject::Object,
+        Value::Null,
+    );
     assert_eq!(full["rows"][0]["object"], svc);
     assert_eq!(full["metadata"], json!({}));
     let none = to_table(r, &[svc], now(), IncludeObject::None, json!({}));

@@ -27,7 +27,11 @@ pub fn validate_deployment(obj: &Value, old: Option<&Value>) -> Vec<FieldError> 
     if let Some(p) = get(obj, &["spec", "progressDeadlineSeconds"]).and_then(Value::as_i64) {
         nonnegative(&mut out, "spec.progressDeadlineSeconds", p);
         if p <= min_ready {
-            out.push(invalid_int("spec.progressDeadlineSeconds", p, "must be greater than minReadySeconds"));
+            out.push(invalid_int(
+                "spec.progressDeadlineSeconds",
+                p,
+                "must be greater than minReadySeconds",
+            ));
         }
     }
     if let Some(old) = old {
@@ -42,8 +46,16 @@ pub fn validate_replica_set(obj: &Value, old: Option<&Value>) -> Vec<FieldError>
         None => validate_object_meta(obj, true, NameRule::Subdomain),
         Some(old) => validate_object_meta_update(obj, old),
     };
-    nonnegative(&mut out, "spec.replicas", get_i64(obj, &["spec", "replicas"]));
-    nonnegative(&mut out, "spec.minReadySeconds", get_i64(obj, &["spec", "minReadySeconds"]));
+    nonnegative(
+        &mut out,
+        "spec.replicas",
+        get_i64(obj, &["spec", "replicas"]),
+    );
+    nonnegative(
+        &mut out,
+        "spec.minReadySeconds",
+        get_i64(obj, &["spec", "minReadySeconds"]),
+    );
     selector_and_template(&mut out, obj);
     if let Some(old) = old {
         selector_immutable(&mut out, obj, old);
@@ -151,7 +163,10 @@ fn strategy(out: &mut Vec<FieldError>, obj: &Value) {
             };
             out.push(FieldError::not_supported(
                 "spec.strategy",
-                format!("apps.DeploymentStrategy{{Type:{}, RollingUpdate:{ru_shown}}}", gofmt::quote(other)),
+                format!(
+                    "apps.DeploymentStrategy{{Type:{}, RollingUpdate:{ru_shown}}}",
+                    gofmt::quote(other)
+                ),
                 &["Recreate", "RollingUpdate"],
             ));
         }
@@ -161,7 +176,10 @@ fn strategy(out: &mut Vec<FieldError>, obj: &Value) {
 /// The integer value of an int-or-percent (percent strings read as their number).
 fn int_or_percent(v: Option<&Value>) -> (i64, bool) {
     match v {
-        Some(Value::String(s)) => (s.trim_end_matches('%').parse().unwrap_or(0), s.ends_with('%')),
+        Some(Value::String(s)) => (
+            s.trim_end_matches('%').parse().unwrap_or(0),
+            s.ends_with('%'),
+        ),
         Some(v) => (v.as_i64().unwrap_or(0), false),
         None => (0, false),
     }

@@ -16,7 +16,11 @@ const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 const STANDARD_FINALIZERS: &[&str] = &["kubernetes", "orphan", "foregroundDeletion"];
 
 /// `ValidateLabels`: keys are qualified names, values label values.
-pub fn validate_labels(out: &mut Vec<FieldError>, labels: Option<&Map<String, Value>>, field: &str) {
+pub fn validate_labels(
+    out: &mut Vec<FieldError>,
+    labels: Option<&Map<String, Value>>,
+    field: &str,
+) {
     let Some(labels) = labels else { return };
     for (k, v) in labels {
         validate_label_name(out, k, field);
@@ -35,7 +39,11 @@ pub fn validate_label_name(out: &mut Vec<FieldError>, key: &str, field: &str) {
 }
 
 /// `ValidateAnnotations`: keys are case-insensitive qualified names, total size capped.
-pub fn validate_annotations(out: &mut Vec<FieldError>, ann: Option<&Map<String, Value>>, field: &str) {
+pub fn validate_annotations(
+    out: &mut Vec<FieldError>,
+    ann: Option<&Map<String, Value>>,
+    field: &str,
+) {
     let Some(ann) = ann else { return };
     let mut total = 0usize;
     for (k, v) in ann {
@@ -49,38 +57,67 @@ pub fn validate_annotations(out: &mut Vec<FieldError>, ann: Option<&Map<String, 
             field: field.to_string(),
             error_type: crate::status::ErrorType::TooLong,
             bad_value: None,
-            detail: format!("may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
+            detail: format!("must have at most {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"),
         });
     }
 }
 
 fn validate_owner_references(out: &mut Vec<FieldError>, refs: &[Value], field: &str) {
-    let mut controllers = 0;
+    let mut first_controller: Option<String> = None;
     for r in refs {
         let api_version = get_str(r, &["apiVersion"]);
         let version = api_version.rsplit('/').next().unwrap_or("");
+        let kind = get_str(r, &["kind"]);
         if version.is_empty() {
-            out.push(invalid_str(format!("{field}.apiVersion"), version, "version must not be empty"));
+            out.push(invalid_str(
+                format!("{field}.apiVersion"),
+                api_version,
+                "version must not be empty",
+            ));
         }
-        if get_str(r, &["kind"]).is_empty() {
-            out.push(invalid_str(format!("{field}.kind"), "", "kind must not be empty"));
+        if kind.is_empty() {
+            out.push(invalid_str(
+                format!("{field}.kind"),
+                kind,
+                "must not be empty",
+            ));
         }
-        if get_str(r, &["name"]).is_empty() {
-            out.push(invalid_str(format!("{field}.name"), "", "name must not be empty"));
+        let name = get_str(r, &["name"]);
+        if name.is_empty() {
+            out.push(invalid_str(
+                format!("{field}.name"),
+                name,
+                "must not be empty",
+            ));
         }
-        if get_str(r, &["uid"]).is_empty() {
-            out.push(invalid_str(format!("{field}.uid"), "", "uid must not be empty"));
+        let uid = get_str(r, &["uid"]);
+        if uid.is_empty() {
+            out.push(invalid_str(
+                format!("{field}.uid"),
+                uid,
+                "must not be empty",
+            ));
+        }
+        if api_version == "v1" && kind == "Event" {
+            out.push(FieldError::invalid(
+                field,
+                "v1.OwnerReference{...}",
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
         }
         if get(r, &["controller"]).and_then(Value::as_bool) == Some(true) {
-            controllers += 1;
+            let cur = format!("{kind}/{name}");
+            match &first_controller {
+                Some(first) => out.push(FieldError::invalid(
+                    field,
+                    "[]v1.OwnerReference{...}",
+                    format!(
+                        "Only one reference can have Controller set to true. Found \"true\" in references for {first} and {cur}"
+                    ),
+                )),
+                None => first_controller = Some(cur),
+            }
         }
-    }
-    if controllers > 1 {
-        out.push(FieldError::invalid(
-            field,
-            "[]v1.OwnerReference{...}",
-            "Only one reference can have Controller set to true",
-        ));
     }
 }
 
@@ -101,7 +138,10 @@ fn validate_finalizers(out: &mut Vec<FieldError>, finalizers: &[String], field: 
     }
     // core's ValidateObjectMeta adds the "standard or fully qualified" rule.
     for f in finalizers {
-        if !f.contains('/') && names::is_qualified_name(f).is_empty() && !STANDARD_FINALIZERS.contains(&f.as_str()) {
+        if !f.contains('/')
+            && names::is_qualified_name(f).is_empty()
+            && !STANDARD_FINALIZERS.contains(&f.as_str())
+        {
             out.push(invalid_str(
                 field,
                 f,
@@ -123,7 +163,10 @@ pub fn validate_object_meta(obj: &Value, namespaced: bool, rule: NameRule) -> Ve
     }
     let name = get_str(obj, &["metadata", "name"]);
     if name.is_empty() {
-        out.push(FieldError::required("metadata.name", "name or generateName is required"));
+        out.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     } else {
         for m in names::name_errors(rule, name, false) {
             out.push(invalid_str("metadata.name", name, m));
@@ -139,12 +182,31 @@ pub fn validate_object_meta(obj: &Value, namespaced: bool, rule: NameRule) -> Ve
             }
         }
     } else if !namespace.is_empty() {
-        out.push(FieldError::forbidden("metadata.namespace", "not allowed on this type"));
+        out.push(FieldError::forbidden(
+            "metadata.namespace",
+            "not allowed on this type",
+        ));
     }
-    nonnegative(&mut out, "metadata.generation", get_i64(obj, &["metadata", "generation"]));
-    validate_labels(&mut out, get_obj(obj, &["metadata", "labels"]), "metadata.labels");
-    validate_annotations(&mut out, get_obj(obj, &["metadata", "annotations"]), "metadata.annotations");
-    validate_owner_references(&mut out, get_arr(obj, &["metadata", "ownerReferences"]), "metadata.ownerReferences");
+    nonnegative(
+        &mut out,
+        "metadata.generation",
+        get_i64(obj, &["metadata", "generation"]),
+    );
+    validate_labels(
+        &mut out,
+        get_obj(obj, &["metadata", "labels"]),
+        "metadata.labels",
+    );
+    validate_annotations(
+        &mut out,
+        get_obj(obj, &["metadata", "annotations"]),
+        "metadata.annotations",
+    );
+    validate_owner_references(
+        &mut out,
+        get_arr(obj, &["metadata", "ownerReferences"]),
+        "metadata.ownerReferences",
+    );
     validate_finalizers(
         &mut out,
         &str_list(get_arr(obj, &["metadata", "finalizers"])),
@@ -187,39 +249,76 @@ pub fn validate_object_meta_update(obj: &Value, old: &Value) -> Vec<FieldError> 
     }
     let new_gen = get_i64(obj, &["metadata", "generation"]);
     if new_gen < get_i64(old, &["metadata", "generation"]) {
-        out.push(FieldError::invalid("metadata.generation", new_gen.to_string(), "must not be decremented"));
+        out.push(FieldError::invalid(
+            "metadata.generation",
+            new_gen.to_string(),
+            "must not be decremented",
+        ));
     }
     for key in ["name", "namespace", "uid"] {
         let n = get_str(obj, &["metadata", key]);
         if n != get_str(old, &["metadata", key]) {
-            out.push(invalid_str(format!("metadata.{key}"), n, "field is immutable"));
+            out.push(invalid_str(
+                format!("metadata.{key}"),
+                n,
+                "field is immutable",
+            ));
         }
     }
     let new_ts = get(obj, &["metadata", "creationTimestamp"]);
     let old_ts = get(old, &["metadata", "creationTimestamp"]);
     if new_ts.is_some() && old_ts.is_some() && go_time(new_ts) != go_time(old_ts) {
-        out.push(FieldError::invalid("metadata.creationTimestamp", go_time(new_ts), "field is immutable"));
+        out.push(FieldError::invalid(
+            "metadata.creationTimestamp",
+            go_time(new_ts),
+            "field is immutable",
+        ));
     }
     let new_del = get(obj, &["metadata", "deletionTimestamp"]);
     let old_del = get(old, &["metadata", "deletionTimestamp"]);
     if go_time(new_del) != go_time(old_del) {
-        out.push(FieldError::invalid("metadata.deletionTimestamp", go_time(new_del), "field is immutable"));
+        out.push(FieldError::invalid(
+            "metadata.deletionTimestamp",
+            go_time(new_del),
+            "field is immutable",
+        ));
     }
     let new_grace = get(obj, &["metadata", "deletionGracePeriodSeconds"]).and_then(Value::as_i64);
     let old_grace = get(old, &["metadata", "deletionGracePeriodSeconds"]).and_then(Value::as_i64);
     if new_grace != old_grace {
         let shown = new_grace.map_or("null".to_string(), |g| g.to_string());
-        out.push(FieldError::invalid("metadata.deletionGracePeriodSeconds", shown, "field is immutable"));
+        out.push(FieldError::invalid(
+            "metadata.deletionGracePeriodSeconds",
+            shown,
+            "field is immutable",
+        ));
     }
-    validate_labels(&mut out, get_obj(obj, &["metadata", "labels"]), "metadata.labels");
-    validate_annotations(&mut out, get_obj(obj, &["metadata", "annotations"]), "metadata.annotations");
-    validate_owner_references(&mut out, get_arr(obj, &["metadata", "ownerReferences"]), "metadata.ownerReferences");
+    validate_labels(
+        &mut out,
+        get_obj(obj, &["metadata", "labels"]),
+        "metadata.labels",
+    );
+    validate_annotations(
+        &mut out,
+        get_obj(obj, &["metadata", "annotations"]),
+        "metadata.annotations",
+    );
+    validate_owner_references(
+        &mut out,
+        get_arr(obj, &["metadata", "ownerReferences"]),
+        "metadata.ownerReferences",
+    );
     out
 }
 
 /// Metadata-only validation for kinds without spec rules: create-style on
 /// create, update-style (plus create-style) on update.
-pub fn validate_meta_create_or_update(obj: &Value, old: Option<&Value>, namespaced: bool, rule: NameRule) -> Vec<FieldError> {
+pub fn validate_meta_create_or_update(
+    obj: &Value,
+    old: Option<&Value>,
+    namespaced: bool,
+    rule: NameRule,
+) -> Vec<FieldError> {
     match old {
         None => validate_object_meta(obj, namespaced, rule),
         Some(old) => validate_object_meta_update(obj, old),
@@ -228,7 +327,11 @@ pub fn validate_meta_create_or_update(obj: &Value, old: Option<&Value>, namespac
 
 /// `ValidateLabelSelector` for a `metav1.LabelSelector` object.
 pub fn validate_label_selector(out: &mut Vec<FieldError>, sel: &Value, field: &str) {
-    validate_labels(out, get_obj(sel, &["matchLabels"]), &format!("{field}.matchLabels"));
+    validate_labels(
+        out,
+        get_obj(sel, &["matchLabels"]),
+        &format!("{field}.matchLabels"),
+    );
     for (i, e) in get_arr(sel, &["matchExpressions"]).iter().enumerate() {
         let path = format!("{field}.matchExpressions[{i}]");
         let values = get_arr(e, &["values"]);
@@ -249,7 +352,11 @@ pub fn validate_label_selector(out: &mut Vec<FieldError>, sel: &Value, field: &s
                     ));
                 }
             }
-            op => out.push(invalid_str(format!("{path}.operator"), op, "not a valid selector operator")),
+            op => out.push(invalid_str(
+                format!("{path}.operator"),
+                op,
+                "not a valid selector operator",
+            )),
         }
         validate_label_name(out, get_str(e, &["key"]), &format!("{path}.key"));
         for (j, v) in values.iter().enumerate() {
@@ -273,7 +380,11 @@ mod tests {
 
     #[test]
     fn name_required() {
-        let errs = validate_object_meta(&json!({"metadata": {"namespace": "default"}}), true, NameRule::Subdomain);
+        let errs = validate_object_meta(
+            &json!({"metadata": {"namespace": "default"}}),
+            true,
+            NameRule::Subdomain,
+        );
         assert_eq!(
             msg("ConfigMap", "", &errs),
             "ConfigMap \"\" is invalid: metadata.name: Required value: name or generateName is required"
@@ -282,10 +393,21 @@ mod tests {
 
     #[test]
     fn namespace_rules() {
-        let errs = validate_object_meta(&json!({"metadata": {"name": "a"}}), true, NameRule::Subdomain);
+        let errs = validate_object_meta(
+            &json!({"metadata": {"name": "a"}}),
+            true,
+            NameRule::Subdomain,
+        );
         assert_eq!(errs[0].to_string(), "metadata.namespace: Required value");
-        let errs = validate_object_meta(&json!({"metadata": {"name": "a", "namespace": "x"}}), false, NameRule::Subdomain);
-        assert_eq!(errs[0].to_string(), "metadata.namespace: Forbidden: not allowed on this type");
+        let errs = validate_object_meta(
+            &json!({"metadata": {"name": "a", "namespace": "x"}}),
+            false,
+            NameRule::Subdomain,
+        );
+        assert_eq!(
+            errs[0].to_string(),
+            "metadata.namespace: Forbidden: not allowed on this type"
+        );
     }
 
     #[test]
@@ -300,7 +422,9 @@ mod tests {
             errs[0].to_string(),
             "metadata.labels: Invalid value: \"bad value\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
         );
-        assert!(errs[1].to_string().starts_with("metadata.labels: Invalid value: \"-k\": name part must consist"));
+        assert!(errs[1]
+            .to_string()
+            .starts_with("metadata.labels: Invalid value: \"-k\": name part must consist"));
     }
 
     #[test]
@@ -308,7 +432,10 @@ mod tests {
         let old = json!({"metadata": {"name": "a", "namespace": "d", "uid": "u1", "creationTimestamp": "2024-01-02T03:04:05Z"}});
         let new = json!({"metadata": {"name": "a", "namespace": "d", "uid": "u2", "creationTimestamp": "2024-01-02T03:04:06Z"}});
         let errs = validate_object_meta_update(&new, &old);
-        assert_eq!(errs[0].to_string(), "metadata.uid: Invalid value: \"u2\": field is immutable");
+        assert_eq!(
+            errs[0].to_string(),
+            "metadata.uid: Invalid value: \"u2\": field is immutable"
+        );
         assert_eq!(
             errs[1].to_string(),
             "metadata.creationTimestamp: Invalid value: 2024-01-02 03:04:06 +0000 UTC: field is immutable"

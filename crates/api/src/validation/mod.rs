@@ -12,6 +12,7 @@ pub mod networking;
 pub mod other;
 pub mod pod;
 pub mod service;
+mod service_ips;
 
 use serde_json::{Map, Value};
 
@@ -43,6 +44,38 @@ pub fn validate(res: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Fie
     }
 }
 
+/// Validation of a write to the `status` subresource: metadata update rules
+/// plus the kind's status rules (`ValidateXStatusUpdate`).
+pub fn validate_status(res: &ResourceInfo, obj: &Value, old: &Value) -> Vec<FieldError> {
+    let mut out = meta::validate_object_meta_update(obj, old);
+    match (res.group, res.kind) {
+        ("", "Service") => service::validate_load_balancer_status(&mut out, obj),
+        ("networking.k8s.io", "Ingress") => service::validate_lb_ingress_list(
+            &mut out,
+            get_arr(obj, &["status", "loadBalancer", "ingress"]),
+            "status.loadBalancer.ingress",
+            false,
+        ),
+        ("apps", "Deployment") | ("apps", "ReplicaSet") => {
+            for f in [
+                "replicas",
+                "updatedReplicas",
+                "readyReplicas",
+                "availableReplicas",
+                "unavailableReplicas",
+                "fullyLabeledReplicas",
+                "observedGeneration",
+            ] {
+                if let Some(v) = get(obj, &["status", f]).and_then(Value::as_i64) {
+                    nonnegative(&mut out, &format!("status.{f}"), v);
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
 /// Reads a nested value by keys.
 pub(crate) fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     let mut cur = v;
@@ -68,7 +101,10 @@ pub(crate) fn get_i64(v: &Value, path: &[&str]) -> i64 {
 
 /// Reads a nested array; absent reads as empty.
 pub(crate) fn get_arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
-    get(v, path).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    get(v, path)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// Reads a nested object.
@@ -78,28 +114,46 @@ pub(crate) fn get_obj<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Map<String,
 
 /// Strings of a JSON array (non-strings skipped).
 pub(crate) fn str_list(v: &[Value]) -> Vec<String> {
-    v.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+    v.iter()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
 }
 
 /// `field.Invalid` with a string bad value (printed with `%q`).
-pub(crate) fn invalid_str(field: impl Into<String>, value: &str, detail: impl Into<String>) -> FieldError {
+pub(crate) fn invalid_str(
+    field: impl Into<String>,
+    value: &str,
+    detail: impl Into<String>,
+) -> FieldError {
     FieldError::invalid(field, gofmt::quote(value), detail)
 }
 
 /// `field.Invalid` with an integer bad value.
-pub(crate) fn invalid_int(field: impl Into<String>, value: i64, detail: impl Into<String>) -> FieldError {
+pub(crate) fn invalid_int(
+    field: impl Into<String>,
+    value: i64,
+    detail: impl Into<String>,
+) -> FieldError {
     FieldError::invalid(field, value.to_string(), detail)
 }
 
 /// `field.NotSupported` with a string bad value.
-pub(crate) fn not_supported_str(field: impl Into<String>, value: &str, supported: &[&str]) -> FieldError {
+pub(crate) fn not_supported_str(
+    field: impl Into<String>,
+    value: &str,
+    supported: &[&str],
+) -> FieldError {
     FieldError::not_supported(field, gofmt::quote(value), supported)
 }
 
 /// `ValidateNonnegativeField`.
 pub(crate) fn nonnegative(out: &mut Vec<FieldError>, field: &str, value: i64) {
     if value < 0 {
-        out.push(invalid_int(field, value, "must be greater than or equal to 0"));
+        out.push(invalid_int(
+            field,
+            value,
+            "must be greater than or equal to 0",
+        ));
     }
 }
 
@@ -159,3 +213,14 @@ pub(crate) fn valid_ip(out: &mut Vec<FieldError>, field: &str, value: &str) -> b
 
 /// Protocols Kubernetes accepts for ports, sorted as `sets.List` returns them.
 pub(crate) const PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
+
+#[cfg(test)]
+mod test_util;
+#[cfg(test)]
+mod tests_other;
+#[cfg(test)]
+mod tests_seed;
+#[cfg(test)]
+mod tests_service;
+#[cfg(test)]
+mod tests_workloads;

@@ -27,7 +27,11 @@ pub fn validate_ingress(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         } else {
             "[]networking.IngressRule(nil)"
         };
-        out.push(FieldError::invalid("spec", shown, "either `defaultBackend` or `rules` must be specified"));
+        out.push(FieldError::invalid(
+            "spec",
+            shown,
+            "either `defaultBackend` or `rules` must be specified",
+        ));
     }
     if let Some(b) = default_backend {
         backend(&mut out, b, "spec.defaultBackend");
@@ -37,7 +41,11 @@ pub fn validate_ingress(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let hpath = format!("spec.rules[{i}].host");
         if !host.is_empty() {
             if names::parse_ip_sloppy(host).is_some() {
-                out.push(invalid_str(&hpath, host, "must be a DNS name, not an IP address"));
+                out.push(invalid_str(
+                    &hpath,
+                    host,
+                    "must be a DNS name, not an IP address",
+                ));
             }
             let msgs = if host.contains('*') {
                 names::is_wildcard_dns1123_subdomain(host)
@@ -51,7 +59,10 @@ pub fn validate_ingress(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         if let Some(http) = get(r, &["http"]) {
             let paths = get_arr(http, &["paths"]);
             if paths.is_empty() {
-                out.push(FieldError::required(format!("spec.rules[{i}].http.paths"), ""));
+                out.push(FieldError::required(
+                    format!("spec.rules[{i}].http.paths"),
+                    "",
+                ));
             }
             for (j, p) in paths.iter().enumerate() {
                 http_path(&mut out, p, &format!("spec.rules[{i}].http.paths[{j}]"));
@@ -81,7 +92,11 @@ pub fn validate_ingress(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         for m in names::is_dns1123_subdomain(class) {
             out.push(invalid_str("spec.ingressClassName", class, m));
         }
-        let ann = get(obj, &["metadata", "annotations", "kubernetes.io/ingress.class"]).and_then(Value::as_str);
+        let ann = get(
+            obj,
+            &["metadata", "annotations", "kubernetes.io/ingress.class"],
+        )
+        .and_then(Value::as_str);
         if let Some(a) = ann {
             if a != class {
                 out.push(invalid_str(
@@ -97,7 +112,10 @@ pub fn validate_ingress(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
 
 fn http_path(out: &mut Vec<FieldError>, p: &Value, path: &str) {
     let Some(pt) = get(p, &["pathType"]).and_then(Value::as_str) else {
-        out.push(FieldError::required(format!("{path}.pathType"), "pathType must be specified"));
+        out.push(FieldError::required(
+            format!("{path}.pathType"),
+            "pathType must be specified",
+        ));
         return;
     };
     let value = get_str(p, &["path"]);
@@ -110,12 +128,20 @@ fn http_path(out: &mut Vec<FieldError>, p: &Value, path: &str) {
             if !value.is_empty() {
                 for seq in INVALID_PATH_SEQUENCES {
                     if value.contains(seq) {
-                        out.push(invalid_str(&ppath, value, format!("must not contain '{seq}'")));
+                        out.push(invalid_str(
+                            &ppath,
+                            value,
+                            format!("must not contain '{seq}'"),
+                        ));
                     }
                 }
                 for suf in INVALID_PATH_SUFFIXES {
                     if value.ends_with(suf) {
-                        out.push(invalid_str(&ppath, value, format!("cannot end with '{suf}'")));
+                        out.push(invalid_str(
+                            &ppath,
+                            value,
+                            format!("cannot end with '{suf}'"),
+                        ));
                     }
                 }
             }
@@ -133,7 +159,11 @@ fn http_path(out: &mut Vec<FieldError>, p: &Value, path: &str) {
     }
     match get(p, &["backend"]) {
         Some(b) => backend(out, b, &format!("{path}.backend")),
-        None => out.push(invalid_str(format!("{path}.backend"), "", "resource or service backend is required")),
+        None => out.push(invalid_str(
+            format!("{path}.backend"),
+            "",
+            "resource or service backend is required",
+        )),
     }
 }
 
@@ -142,7 +172,11 @@ fn backend(out: &mut Vec<FieldError>, b: &Value, path: &str) {
     let resource = get(b, &["resource"]);
     let service = get(b, &["service"]);
     match (resource, service) {
-        (Some(_), Some(_)) => out.push(invalid_str(path, "", "cannot set both resource and service backends")),
+        (Some(_), Some(_)) => out.push(invalid_str(
+            path,
+            "",
+            "cannot set both resource and service backends",
+        )),
         (Some(r), None) => {
             if get_str(r, &["kind"]).is_empty() {
                 out.push(FieldError::required(format!("{path}.resource.kind"), ""));
@@ -163,20 +197,39 @@ fn backend(out: &mut Vec<FieldError>, b: &Value, path: &str) {
             let port_name = get_str(s, &["port", "name"]);
             let port_num = get_i64(s, &["port", "number"]);
             if !port_name.is_empty() && port_num != 0 {
-                out.push(invalid_str(path, "", "cannot set both port name & port number"));
+                out.push(invalid_str(
+                    path,
+                    "",
+                    "cannot set both port name & port number",
+                ));
             } else if !port_name.is_empty() {
                 for m in names::is_valid_port_name(port_name) {
-                    out.push(invalid_str(format!("{path}.service.port.name"), port_name, m));
+                    out.push(invalid_str(
+                        format!("{path}.service.port.name"),
+                        port_name,
+                        m,
+                    ));
                 }
             } else if port_num != 0 {
                 for m in names::is_valid_port_num(port_num) {
-                    out.push(invalid_int(format!("{path}.service.port.number"), port_num, m));
+                    out.push(invalid_int(
+                        format!("{path}.service.port.number"),
+                        port_num,
+                        m,
+                    ));
                 }
             } else {
-                out.push(FieldError::required(path, "port name or number is required"));
+                out.push(FieldError::required(
+                    path,
+                    "port name or number is required",
+                ));
             }
         }
-        (None, None) => out.push(invalid_str(path, "", "resource or service backend is required")),
+        (None, None) => out.push(invalid_str(
+            path,
+            "",
+            "resource or service backend is required",
+        )),
     }
 }
 
@@ -197,7 +250,7 @@ pub fn validate_ingress_class(obj: &Value, old: Option<&Value>) -> Vec<FieldErro
             field: "spec.controller".into(),
             error_type: crate::status::ErrorType::TooLong,
             bad_value: None,
-            detail: "may not be more than 250 bytes".into(),
+            detail: "must have at most 250 bytes".into(),
         });
     }
     if controller.is_empty() {
@@ -208,7 +261,9 @@ pub fn validate_ingress_class(obj: &Value, old: Option<&Value>) -> Vec<FieldErro
                 for m in names::is_dns1123_subdomain(host) {
                     out.push(invalid_str("spec.controller", host, m));
                 }
-                let ok = p.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c));
+                let ok = p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c));
                 if !ok {
                     out.push(invalid_str(
                         "spec.controller",
@@ -248,7 +303,11 @@ pub fn validate_ingress_class(obj: &Value, old: Option<&Value>) -> Vec<FieldErro
                     ));
                 }
             }
-            Some(other) => out.push(not_supported_str("spec.parameters.scope", other, &["Cluster", "Namespace"])),
+            Some(other) => out.push(not_supported_str(
+                "spec.parameters.scope",
+                other,
+                &["Cluster", "Namespace"],
+            )),
         }
     }
     out

@@ -7,8 +7,8 @@ use serde_json::Value;
 use super::meta::{validate_labels, validate_object_meta, validate_object_meta_update};
 use super::names::{self, NameRule};
 use super::{
-    dns1123_label, dns1123_subdomain, get, get_arr, get_i64, get_obj, get_str, invalid_int, invalid_str,
-    not_supported_str, qualified_name, valid_ip, PORT_PROTOCOLS,
+    dns1123_label, dns1123_subdomain, get, get_arr, get_i64, get_obj, get_str, invalid_int,
+    invalid_str, not_supported_str, qualified_name, valid_ip, PORT_PROTOCOLS,
 };
 use crate::gofmt;
 use crate::status::{ErrorType, FieldError};
@@ -28,7 +28,7 @@ fn too_long(field: &str, max: usize) -> FieldError {
         field: field.to_string(),
         error_type: ErrorType::TooLong,
         bad_value: None,
-        detail: format!("may not be more than {max} bytes"),
+        detail: format!("must have at most {max} bytes"),
     }
 }
 
@@ -62,7 +62,11 @@ pub fn validate_node(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let value = get_str(t, &["value"]);
         let v_errs = names::is_valid_label_value(value);
         if !v_errs.is_empty() {
-            out.push(invalid_str(format!("{path}.value"), value, v_errs.join(";")));
+            out.push(invalid_str(
+                format!("{path}.value"),
+                value,
+                v_errs.join(";"),
+            ));
         }
         let effect = get_str(t, &["effect"]);
         match effect {
@@ -76,7 +80,15 @@ pub fn validate_node(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         }
         let k = (key.to_string(), effect.to_string());
         if seen.contains(&k) {
-            let mut e = FieldError::duplicate(path, format!("core.Taint{{Key:{}, Value:{}, Effect:{}, TimeAdded:<nil>}}", gofmt::quote(key), gofmt::quote(value), gofmt::quote(effect)));
+            let mut e = FieldError::duplicate(
+                path,
+                format!(
+                    "core.Taint{{Key:{}, Value:{}, Effect:{}, TimeAdded:<nil>}}",
+                    gofmt::quote(key),
+                    gofmt::quote(value),
+                    gofmt::quote(effect)
+                ),
+            );
             e.detail = "taints must be unique by key and effect pair".into();
             out.push(e);
         } else {
@@ -125,7 +137,10 @@ pub fn validate_endpoints(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let addrs = get_arr(s, &["addresses"]);
         let not_ready = get_arr(s, &["notReadyAddresses"]);
         if addrs.is_empty() && not_ready.is_empty() {
-            out.push(FieldError::required(&path, "must specify `addresses` or `notReadyAddresses`"));
+            out.push(FieldError::required(
+                &path,
+                "must specify `addresses` or `notReadyAddresses`",
+            ));
         }
         for (list, items) in [("addresses", addrs), ("notReadyAddresses", not_ready)] {
             for (j, a) in items.iter().enumerate() {
@@ -164,7 +179,11 @@ fn protocol(out: &mut Vec<FieldError>, p: &Value, path: &str) {
     if proto.is_empty() {
         out.push(FieldError::required(format!("{path}.protocol"), ""));
     } else if !PORT_PROTOCOLS.contains(&proto) {
-        out.push(not_supported_str(format!("{path}.protocol"), proto, PORT_PROTOCOLS));
+        out.push(not_supported_str(
+            format!("{path}.protocol"),
+            proto,
+            PORT_PROTOCOLS,
+        ));
     }
 }
 
@@ -179,7 +198,11 @@ pub fn validate_endpoint_slice(obj: &Value, old: Option<&Value>) -> Vec<FieldErr
     if addr_type.is_empty() {
         out.push(FieldError::required("addressType", ""));
     } else if !["FQDN", "IPv4", "IPv6"].contains(&addr_type) {
-        out.push(not_supported_str("addressType", addr_type, &["FQDN", "IPv4", "IPv6"]));
+        out.push(not_supported_str(
+            "addressType",
+            addr_type,
+            &["FQDN", "IPv4", "IPv6"],
+        ));
     }
     let endpoints = get_arr(obj, &["endpoints"]);
     if endpoints.len() > 1000 {
@@ -189,7 +212,10 @@ pub fn validate_endpoint_slice(obj: &Value, old: Option<&Value>) -> Vec<FieldErr
             let path = format!("endpoints[{i}]");
             let addrs = get_arr(e, &["addresses"]);
             if addrs.is_empty() {
-                out.push(FieldError::required(format!("{path}.addresses"), "must contain at least 1 address"));
+                out.push(FieldError::required(
+                    format!("{path}.addresses"),
+                    "must contain at least 1 address",
+                ));
             } else if addrs.len() > 100 {
                 out.push(too_many(&format!("{path}.addresses"), addrs.len(), 100));
             }
@@ -212,7 +238,11 @@ pub fn validate_endpoint_slice(obj: &Value, old: Option<&Value>) -> Vec<FieldErr
                         if !errs.is_empty() {
                             out.push(invalid_str(&apath, name, errs.join(",")));
                         } else if name.split('.').count() < 2 {
-                            out.push(invalid_str(&apath, name, "should be a domain with at least two segments separated by dots"));
+                            out.push(invalid_str(
+                                &apath,
+                                name,
+                                "should be a domain with at least two segments separated by dots",
+                            ));
                         }
                     }
                     _ => {}
@@ -221,7 +251,11 @@ pub fn validate_endpoint_slice(obj: &Value, old: Option<&Value>) -> Vec<FieldErr
             if let Some(n) = get(e, &["nodeName"]).and_then(Value::as_str) {
                 dns1123_subdomain(&mut out, &format!("{path}.nodeName"), n);
             }
-            validate_labels(&mut out, get_obj(e, &["deprecatedTopology"]), &format!("{path}.deprecatedTopology"));
+            validate_labels(
+                &mut out,
+                get_obj(e, &["deprecatedTopology"]),
+                &format!("{path}.deprecatedTopology"),
+            );
             if let Some(h) = get(e, &["hostname"]).and_then(Value::as_str) {
                 dns1123_label(&mut out, &format!("{path}.hostname"), h);
             }
@@ -236,7 +270,10 @@ pub fn validate_endpoint_slice(obj: &Value, old: Option<&Value>) -> Vec<FieldErr
             dns1123_label(&mut out, &format!("{path}.name"), name);
         }
         if seen.contains(&name) {
-            out.push(FieldError::duplicate(format!("{path}.name"), gofmt::quote(name)));
+            out.push(FieldError::duplicate(
+                format!("{path}.name"),
+                gofmt::quote(name),
+            ));
         } else {
             seen.push(name);
         }
@@ -291,7 +328,11 @@ pub fn validate_config_map(obj: &Value, old: Option<&Value>) -> Vec<FieldError> 
                 out.push(invalid_str(format!("data[{k}]"), k, m));
             }
             if get_obj(obj, &["binaryData"]).is_some_and(|b| b.contains_key(k)) {
-                out.push(invalid_str(format!("data[{k}]"), k, "duplicate of key present in binaryData"));
+                out.push(invalid_str(
+                    format!("data[{k}]"),
+                    k,
+                    "duplicate of key present in binaryData",
+                ));
             }
             total += v.as_str().map_or(0, str::len);
         }
@@ -308,13 +349,19 @@ fn immutable_data(out: &mut Vec<FieldError>, obj: &Value, old: &Value, keys: &[&
         return;
     }
     if get(obj, &["immutable"]).and_then(Value::as_bool) != Some(true) {
-        out.push(FieldError::forbidden("immutable", "field is immutable when `immutable` is set"));
+        out.push(FieldError::forbidden(
+            "immutable",
+            "field is immutable when `immutable` is set",
+        ));
     }
     for k in keys {
         let a = get(obj, &[k]).filter(|v| v.as_object().is_some_and(|m| !m.is_empty()));
         let b = get(old, &[k]).filter(|v| v.as_object().is_some_and(|m| !m.is_empty()));
         if a != b {
-            out.push(FieldError::forbidden(*k, "field is immutable when `immutable` is set"));
+            out.push(FieldError::forbidden(
+                *k,
+                "field is immutable when `immutable` is set",
+            ));
         }
     }
 }
@@ -338,10 +385,21 @@ pub fn validate_secret(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     }
     let has = |k: &str| get_obj(obj, &["data"]).is_some_and(|d| d.contains_key(k));
     match ty {
-        "kubernetes.io/service-account-token" => {
-            if get_str(obj, &["metadata", "annotations", "kubernetes.io/service-account.name"]).is_empty() {
-                out.push(FieldError::required("metadata.annotations[kubernetes.io/service-account.name]", ""));
-            }
+        "kubernetes.io/service-account-token"
+            if get_str(
+                obj,
+                &[
+                    "metadata",
+                    "annotations",
+                    "kubernetes.io/service-account.name",
+                ],
+            )
+            .is_empty() =>
+        {
+            out.push(FieldError::required(
+                "metadata.annotations[kubernetes.io/service-account.name]",
+                "",
+            ));
         }
         "kubernetes.io/dockercfg" if !has(".dockercfg") => {
             out.push(FieldError::required("data[.dockercfg]", ""));
@@ -375,20 +433,44 @@ pub fn validate_core_event(obj: &Value, old: Option<&Value>) -> Vec<FieldError> 
     if let Some(old) = old {
         out.extend(validate_object_meta_update(obj, old));
     } else if get_str(obj, &["metadata", "name"]).is_empty() {
-        out.push(FieldError::required("metadata.name", "name or generateName is required"));
+        out.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
     }
     let ns = get_str(obj, &["metadata", "namespace"]);
     let io_ns = get_str(obj, &["involvedObject", "namespace"]);
     if get(obj, &["eventTime"]).is_none() {
-        let ok = if io_ns.is_empty() { ns.is_empty() || ns == "default" } else { ns == io_ns };
+        let ok = if io_ns.is_empty() {
+            ns.is_empty() || ns == "default"
+        } else {
+            ns == io_ns
+        };
         if !ok {
-            out.push(invalid_str("involvedObject.namespace", io_ns, "does not match event.namespace"));
+            out.push(invalid_str(
+                "involvedObject.namespace",
+                io_ns,
+                "does not match event.namespace",
+            ));
         }
     } else {
         if io_ns.is_empty() && ns != "default" && ns != "kube-system" {
-            out.push(invalid_str("involvedObject.namespace", io_ns, "does not match event.namespace"));
+            out.push(invalid_str(
+                "involvedObject.namespace",
+                io_ns,
+                "does not match event.namespace",
+            ));
         }
-        event_reporting(&mut out, obj, "reportingComponent", "reportingComponent", "reportingInstance", "action", "reason", "message");
+        event_reporting(
+            &mut out,
+            obj,
+            "reportingComponent",
+            "reportingComponent",
+            "reportingInstance",
+            "action",
+            "reason",
+            "message",
+        );
     }
     for m in names::is_dns1123_subdomain(ns) {
         out.push(invalid_str("namespace", ns, m));
@@ -397,7 +479,16 @@ pub fn validate_core_event(obj: &Value, old: Option<&Value>) -> Vec<FieldError> 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn event_reporting(out: &mut Vec<FieldError>, obj: &Value, field: &str, json_key: &str, instance: &str, action: &str, reason: &str, note: &str) {
+fn event_reporting(
+    out: &mut Vec<FieldError>,
+    obj: &Value,
+    field: &str,
+    json_key: &str,
+    instance: &str,
+    action: &str,
+    reason: &str,
+    note: &str,
+) {
     let rc = get_str(obj, &[json_key]);
     if rc.is_empty() {
         out.push(FieldError::required(field, ""));
@@ -408,7 +499,11 @@ fn event_reporting(out: &mut Vec<FieldError>, obj: &Value, field: &str, json_key
         out.push(FieldError::required("reportingInstance", ""));
     }
     if ri.len() > 128 {
-        out.push(invalid_str("reportingInstance", "", "can have at most 128 characters"));
+        out.push(invalid_str(
+            "reportingInstance",
+            "",
+            "can have at most 128 characters",
+        ));
     }
     let a = get_str(obj, &[action]);
     if a.is_empty() {
@@ -425,7 +520,11 @@ fn event_reporting(out: &mut Vec<FieldError>, obj: &Value, field: &str, json_key
         out.push(invalid_str("reason", "", "can have at most 128 characters"));
     }
     if get_str(obj, &[note]).len() > 1024 {
-        out.push(invalid_str("message", "", "can have at most 1024 characters"));
+        out.push(invalid_str(
+            "message",
+            "",
+            "can have at most 1024 characters",
+        ));
     }
 }
 
@@ -436,9 +535,22 @@ pub fn validate_events_event(obj: &Value, old: Option<&Value>) -> Vec<FieldError
     let reg_ns = get_str(obj, &["regarding", "namespace"]);
     if get(obj, &["eventTime"]).is_some() {
         if reg_ns.is_empty() && ns != "default" && ns != "kube-system" {
-            out.push(invalid_str("involvedObject.namespace", reg_ns, "does not match event.namespace"));
+            out.push(invalid_str(
+                "involvedObject.namespace",
+                reg_ns,
+                "does not match event.namespace",
+            ));
         }
-        event_reporting(&mut out, obj, "reportingController", "reportingController", "reportingInstance", "action", "reason", "note");
+        event_reporting(
+            &mut out,
+            obj,
+            "reportingController",
+            "reportingController",
+            "reportingInstance",
+            "action",
+            "reason",
+            "note",
+        );
     }
     for m in names::is_dns1123_subdomain(ns) {
         out.push(invalid_str("namespace", ns, m));
@@ -461,12 +573,20 @@ pub fn validate_lease(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut out = meta(obj, old, true, NameRule::Subdomain);
     if let Some(d) = get(obj, &["spec", "leaseDurationSeconds"]).and_then(Value::as_i64) {
         if d <= 0 {
-            out.push(invalid_int("spec.leaseDurationSeconds", d, "must be greater than 0"));
+            out.push(invalid_int(
+                "spec.leaseDurationSeconds",
+                d,
+                "must be greater than 0",
+            ));
         }
     }
     if let Some(t) = get(obj, &["spec", "leaseTransitions"]).and_then(Value::as_i64) {
         if t < 0 {
-            out.push(invalid_int("spec.leaseTransitions", t, "must be greater than or equal to 0"));
+            out.push(invalid_int(
+                "spec.leaseTransitions",
+                t,
+                "must be greater than or equal to 0",
+            ));
         }
     }
     out

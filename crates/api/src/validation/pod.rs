@@ -4,11 +4,13 @@
 
 use serde_json::{Map, Value};
 
-use super::meta::{validate_annotations, validate_labels, validate_object_meta, validate_object_meta_update};
+use super::meta::{
+    validate_annotations, validate_labels, validate_object_meta, validate_object_meta_update,
+};
 use super::names::{self, NameRule};
 use super::{
-    dns1123_label, dns1123_subdomain, get, get_arr, get_i64, get_obj, get_str, invalid_int, invalid_str,
-    nonnegative, not_supported_str, port_num_or_name, PORT_PROTOCOLS,
+    dns1123_label, dns1123_subdomain, get, get_arr, get_i64, get_obj, get_str, invalid_int,
+    invalid_str, nonnegative, not_supported_str, port_num_or_name, PORT_PROTOCOLS,
 };
 use crate::status::FieldError;
 
@@ -20,7 +22,10 @@ pub fn validate_pod(pod: &Value, old: Option<&Value>) -> Vec<FieldError> {
             let empty = Value::Object(Map::new());
             validate_pod_spec(&mut out, get(pod, &["spec"]).unwrap_or(&empty), "spec");
             if !get_arr(pod, &["spec", "ephemeralContainers"]).is_empty() {
-                out.push(FieldError::forbidden("spec.ephemeralContainers", "cannot be set on create"));
+                out.push(FieldError::forbidden(
+                    "spec.ephemeralContainers",
+                    "cannot be set on create",
+                ));
             }
             out
         }
@@ -30,10 +35,22 @@ pub fn validate_pod(pod: &Value, old: Option<&Value>) -> Vec<FieldError> {
 
 /// `ValidatePodTemplateSpec` for a template at `path` (e.g. `spec.template`).
 pub fn validate_pod_template(out: &mut Vec<FieldError>, template: &Value, path: &str) {
-    validate_labels(out, get_obj(template, &["metadata", "labels"]), &format!("{path}.labels"));
-    validate_annotations(out, get_obj(template, &["metadata", "annotations"]), &format!("{path}.annotations"));
+    validate_labels(
+        out,
+        get_obj(template, &["metadata", "labels"]),
+        &format!("{path}.labels"),
+    );
+    validate_annotations(
+        out,
+        get_obj(template, &["metadata", "annotations"]),
+        &format!("{path}.annotations"),
+    );
     let empty = Value::Object(Map::new());
-    validate_pod_spec(out, get(template, &["spec"]).unwrap_or(&empty), &format!("{path}.spec"));
+    validate_pod_spec(
+        out,
+        get(template, &["spec"]).unwrap_or(&empty),
+        &format!("{path}.spec"),
+    );
     if !get_arr(template, &["spec", "ephemeralContainers"]).is_empty() {
         out.push(FieldError::forbidden(
             format!("{path}.spec.ephemeralContainers"),
@@ -69,13 +86,31 @@ pub fn validate_pod_spec(out: &mut Vec<FieldError>, spec: &Value, path: &str) {
             validate_container_common(out, c, &cpath);
             let name = get_str(c, &["name"]).to_string();
             if all_names.contains(&name) {
-                out.push(FieldError::duplicate(format!("{cpath}.name"), crate::gofmt::quote(&name)));
+                out.push(FieldError::duplicate(
+                    format!("{cpath}.name"),
+                    crate::gofmt::quote(&name),
+                ));
             } else {
                 all_names.push(name);
             }
-            validate_probe(out, get(c, &["livenessProbe"]), &format!("{cpath}.livenessProbe"), ProbeKind::Liveness);
-            validate_probe(out, get(c, &["readinessProbe"]), &format!("{cpath}.readinessProbe"), ProbeKind::Readiness);
-            validate_probe(out, get(c, &["startupProbe"]), &format!("{cpath}.startupProbe"), ProbeKind::Startup);
+            validate_probe(
+                out,
+                get(c, &["livenessProbe"]),
+                &format!("{cpath}.livenessProbe"),
+                ProbeKind::Liveness,
+            );
+            validate_probe(
+                out,
+                get(c, &["readinessProbe"]),
+                &format!("{cpath}.readinessProbe"),
+                ProbeKind::Readiness,
+            );
+            validate_probe(
+                out,
+                get(c, &["startupProbe"]),
+                &format!("{cpath}.startupProbe"),
+                ProbeKind::Startup,
+            );
             if get(c, &["restartPolicy"]).is_some() {
                 out.push(FieldError::forbidden(
                     format!("{cpath}.restartPolicy"),
@@ -89,7 +124,10 @@ pub fn validate_pod_spec(out: &mut Vec<FieldError>, spec: &Value, path: &str) {
         validate_container_common(out, c, &cpath);
         let name = get_str(c, &["name"]).to_string();
         if all_names.contains(&name) {
-            out.push(FieldError::duplicate(format!("{cpath}.name"), crate::gofmt::quote(&name)));
+            out.push(FieldError::duplicate(
+                format!("{cpath}.name"),
+                crate::gofmt::quote(&name),
+            ));
         } else {
             all_names.push(name);
         }
@@ -113,7 +151,11 @@ pub fn validate_pod_spec(out: &mut Vec<FieldError>, spec: &Value, path: &str) {
             &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
         )),
     }
-    validate_labels(out, get_obj(spec, &["nodeSelector"]), &format!("{path}.nodeSelector"));
+    validate_labels(
+        out,
+        get_obj(spec, &["nodeSelector"]),
+        &format!("{path}.nodeSelector"),
+    );
 
     let sa = get_str(spec, &["serviceAccountName"]);
     if !sa.is_empty() {
@@ -155,7 +197,10 @@ fn validate_container_common(out: &mut Vec<FieldError>, c: &Value, path: &str) {
     }
     match get_str(c, &["terminationMessagePolicy"]) {
         "File" | "FallbackToLogsOnError" => {}
-        "" => out.push(FieldError::required(format!("{path}.terminationMessagePolicy"), "")),
+        "" => out.push(FieldError::required(
+            format!("{path}.terminationMessagePolicy"),
+            "",
+        )),
         other => out.push(not_supported_str(
             format!("{path}.terminationMessagePolicy"),
             other,
@@ -193,7 +238,10 @@ fn validate_container_ports(out: &mut Vec<FieldError>, ports: &[Value], path: &s
                     out.push(invalid_str(format!("{ipath}.name"), name, m));
                 }
             } else if seen.contains(&name) {
-                out.push(FieldError::duplicate(format!("{ipath}.name"), crate::gofmt::quote(name)));
+                out.push(FieldError::duplicate(
+                    format!("{ipath}.name"),
+                    crate::gofmt::quote(name),
+                ));
             } else {
                 seen.push(name);
             }
@@ -216,7 +264,11 @@ fn validate_container_ports(out: &mut Vec<FieldError>, ports: &[Value], path: &s
         if proto.is_empty() {
             out.push(FieldError::required(format!("{ipath}.protocol"), ""));
         } else if !PORT_PROTOCOLS.contains(&proto) {
-            out.push(not_supported_str(format!("{ipath}.protocol"), proto, PORT_PROTOCOLS));
+            out.push(not_supported_str(
+                format!("{ipath}.protocol"),
+                proto,
+                PORT_PROTOCOLS,
+            ));
         }
     }
 }
@@ -236,7 +288,10 @@ fn validate_probe(out: &mut Vec<FieldError>, probe: Option<&Value>, path: &str, 
         let Some(hv) = get(probe, &[h]) else { continue };
         let hpath = format!("{path}.{h}");
         if handlers > 0 {
-            out.push(FieldError::forbidden(hpath, "may not specify more than 1 handler type"));
+            out.push(FieldError::forbidden(
+                hpath,
+                "may not specify more than 1 handler type",
+            ));
             continue;
         }
         handlers += 1;
@@ -253,7 +308,11 @@ fn validate_probe(out: &mut Vec<FieldError>, probe: Option<&Value>, path: &str, 
                 port_num_or_name(out, &format!("{hpath}.port"), get(hv, &["port"]));
                 let scheme = get_str(hv, &["scheme"]);
                 if scheme != "HTTP" && scheme != "HTTPS" {
-                    out.push(not_supported_str(format!("{hpath}.scheme"), scheme, &["HTTP", "HTTPS"]));
+                    out.push(not_supported_str(
+                        format!("{hpath}.scheme"),
+                        scheme,
+                        &["HTTP", "HTTPS"],
+                    ));
                 }
             }
             "tcpSocket" => port_num_or_name(out, &format!("{hpath}.port"), get(hv, &["port"])),
@@ -268,7 +327,13 @@ fn validate_probe(out: &mut Vec<FieldError>, probe: Option<&Value>, path: &str, 
     if handlers == 0 {
         out.push(FieldError::required(path, "must specify a handler type"));
     }
-    for f in ["initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"] {
+    for f in [
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+    ] {
         nonnegative(out, &format!("{path}.{f}"), get_i64(probe, &[f]));
     }
     if let Some(t) = get(probe, &["terminationGracePeriodSeconds"]).and_then(Value::as_i64) {
@@ -279,12 +344,20 @@ fn validate_probe(out: &mut Vec<FieldError>, probe: Option<&Value>, path: &str, 
                 "must not be set for readinessProbes",
             ));
         } else if t <= 0 {
-            out.push(invalid_int(format!("{path}.terminationGracePeriodSeconds"), t, "must be greater than 0"));
+            out.push(invalid_int(
+                format!("{path}.terminationGracePeriodSeconds"),
+                t,
+                "must be greater than 0",
+            ));
         }
     }
     let st = get_i64(probe, &["successThreshold"]);
     if kind != ProbeKind::Readiness && st != 1 {
-        out.push(invalid_int(format!("{path}.successThreshold"), st, "must be 1"));
+        out.push(invalid_int(
+            format!("{path}.successThreshold"),
+            st,
+            "must be 1",
+        ));
     }
 }
 
@@ -299,7 +372,10 @@ fn mutable_masked(spec: &Value, old: &Value) -> Value {
         // A negative grace period may be changed to 1.
         let old_grace = get_i64(old, &["terminationGracePeriodSeconds"]);
         if old_grace < 0 && get_i64(spec, &["terminationGracePeriodSeconds"]) == 1 {
-            m.insert("terminationGracePeriodSeconds".into(), Value::from(old_grace));
+            m.insert(
+                "terminationGracePeriodSeconds".into(),
+                Value::from(old_grace),
+            );
         }
         for list in ["containers", "initContainers"] {
             if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {

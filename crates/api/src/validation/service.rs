@@ -8,9 +8,13 @@ use serde_json::Value;
 
 use super::meta::{validate_labels, validate_object_meta, validate_object_meta_update};
 use super::names::{self, NameRule};
+use super::service_ips::{
+    cluster_ips_related, upgrade_downgrade_cluster_ips, upgrade_downgrade_ip_families,
+};
 use super::{
-    dns1123_label, dns1123_subdomain, get, get_arr, get_i64, get_obj, get_str, invalid_int, invalid_str,
-    not_supported_str, port_num_or_name, qualified_name, str_list, valid_ip, PORT_PROTOCOLS,
+    dns1123_label, dns1123_subdomain, get, get_arr, get_i64, get_obj, get_str, invalid_int,
+    invalid_str, not_supported_str, port_num_or_name, qualified_name, str_list, valid_ip,
+    PORT_PROTOCOLS,
 };
 use crate::gofmt;
 use crate::status::FieldError;
@@ -27,13 +31,6 @@ pub(crate) fn cluster_ips(svc: &Value) -> Vec<String> {
         }
     }
     ips
-}
-
-fn cluster_ips_shown(svc: &Value) -> String {
-    match get(svc, &["spec", "clusterIPs"]) {
-        Some(Value::Array(_)) => gofmt::string_slice(Some(&str_list(get_arr(svc, &["spec", "clusterIPs"])))),
-        _ => gofmt::string_slice(None),
-    }
 }
 
 /// `isHeadlessService`.
@@ -53,7 +50,8 @@ pub(crate) fn externally_accessible(svc: &Value) -> bool {
 
 /// `NeedsHealthCheck`.
 pub(crate) fn needs_health_check(svc: &Value) -> bool {
-    get_str(svc, &["spec", "type"]) == "LoadBalancer" && get_str(svc, &["spec", "externalTrafficPolicy"]) == "Local"
+    get_str(svc, &["spec", "type"]) == "LoadBalancer"
+        && get_str(svc, &["spec", "externalTrafficPolicy"]) == "Local"
 }
 
 /// All validation errors for a Service create or update.
@@ -67,7 +65,10 @@ pub fn validate(svc: &Value, old: Option<&Value>) -> Vec<FieldError> {
         if needs_health_check(old) && needs_health_check(svc) {
             let new_hc = get_i64(svc, &["spec", "healthCheckNodePort"]);
             if new_hc != get_i64(old, &["spec", "healthCheckNodePort"]) {
-                out.push(FieldError::forbidden("spec.healthCheckNodePort", "field is immutable"));
+                out.push(FieldError::forbidden(
+                    "spec.healthCheckNodePort",
+                    "field is immutable",
+                ));
             }
         }
     }
@@ -95,13 +96,22 @@ fn validate_service(svc: &Value) -> Vec<FieldError> {
         }
         "ExternalName" => {
             if !cluster_ips(svc).is_empty() {
-                out.push(FieldError::forbidden("spec.clusterIPs", "may not be set for ExternalName services"));
+                out.push(FieldError::forbidden(
+                    "spec.clusterIPs",
+                    "may not be set for ExternalName services",
+                ));
             }
             if !get_arr(svc, &["spec", "ipFamilies"]).is_empty() {
-                out.push(FieldError::forbidden("spec.ipFamilies", "may not be set for ExternalName services"));
+                out.push(FieldError::forbidden(
+                    "spec.ipFamilies",
+                    "may not be set for ExternalName services",
+                ));
             }
             if get(svc, &["spec", "ipFamilyPolicy"]).is_some() {
-                out.push(FieldError::forbidden("spec.ipFamilyPolicy", "may not be set for ExternalName services"));
+                out.push(FieldError::forbidden(
+                    "spec.ipFamilyPolicy",
+                    "may not be set for ExternalName services",
+                ));
             }
             let name = get_str(svc, &["spec", "externalName"]);
             let cname = name.strip_suffix('.').unwrap_or(name);
@@ -116,16 +126,30 @@ fn validate_service(svc: &Value) -> Vec<FieldError> {
 
     let mut names_seen: Vec<String> = Vec::new();
     for (i, p) in ports.iter().enumerate() {
-        validate_service_port(&mut out, p, ports.len() > 1, &mut names_seen, &format!("spec.ports[{i}]"));
+        validate_service_port(
+            &mut out,
+            p,
+            ports.len() > 1,
+            &mut names_seen,
+            &format!("spec.ports[{i}]"),
+        );
     }
 
-    validate_labels(&mut out, get_obj(svc, &["spec", "selector"]), "spec.selector");
+    validate_labels(
+        &mut out,
+        get_obj(svc, &["spec", "selector"]),
+        "spec.selector",
+    );
 
     let affinity = get_str(svc, &["spec", "sessionAffinity"]);
     if affinity.is_empty() {
         out.push(FieldError::required("spec.sessionAffinity", ""));
     } else if affinity != "ClientIP" && affinity != "None" {
-        out.push(not_supported_str("spec.sessionAffinity", affinity, &["ClientIP", "None"]));
+        out.push(not_supported_str(
+            "spec.sessionAffinity",
+            affinity,
+            &["ClientIP", "None"],
+        ));
     }
     if affinity == "ClientIP" {
         client_ip_affinity(&mut out, get(svc, &["spec", "sessionAffinityConfig"]));
@@ -177,7 +201,10 @@ fn validate_service(svc: &Value) -> Vec<FieldError> {
         }
         let key = (get_str(p, &["protocol"]).to_string(), np);
         if node_ports.contains(&key) {
-            out.push(FieldError::duplicate(format!("spec.ports[{i}].nodePort"), np.to_string()));
+            out.push(FieldError::duplicate(
+                format!("spec.ports[{i}].nodePort"),
+                np.to_string(),
+            ));
         }
         node_ports.push(key);
     }
@@ -199,7 +226,10 @@ fn validate_service(svc: &Value) -> Vec<FieldError> {
         // Kubernetes names this path with a capital L.
         let field = "spec.LoadBalancerSourceRanges";
         if ty != "LoadBalancer" {
-            out.push(FieldError::forbidden(field, "may only be used when `type` is 'LoadBalancer'"));
+            out.push(FieldError::forbidden(
+                field,
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
         }
         for (i, r) in ranges.iter().enumerate() {
             let r = r.as_str().unwrap_or("").trim();
@@ -213,7 +243,10 @@ fn validate_service(svc: &Value) -> Vec<FieldError> {
     {
         let field = "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]";
         if ty != "LoadBalancer" {
-            out.push(FieldError::forbidden(field, "may only be used when `type` is 'LoadBalancer'"));
+            out.push(FieldError::forbidden(
+                field,
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
         }
         let val = val.trim();
         if !val.is_empty() {
@@ -249,28 +282,45 @@ fn validate_service(svc: &Value) -> Vec<FieldError> {
             }
         }
         Some(p) if p != "Cluster" && p != "Local" => {
-            out.push(not_supported_str("spec.internalTrafficPolicy", p, &["Cluster", "Local"]));
+            out.push(not_supported_str(
+                "spec.internalTrafficPolicy",
+                p,
+                &["Cluster", "Local"],
+            ));
         }
         Some(_) => {}
     }
 
     if let Some(td) = get(svc, &["spec", "trafficDistribution"]).and_then(Value::as_str) {
         if td != "PreferClose" {
-            out.push(not_supported_str("spec.trafficDistribution", td, &["PreferClose"]));
+            out.push(not_supported_str(
+                "spec.trafficDistribution",
+                td,
+                &["PreferClose"],
+            ));
         }
     }
     out
 }
 
 /// `validateServicePort`.
-fn validate_service_port(out: &mut Vec<FieldError>, p: &Value, require_name: bool, seen: &mut Vec<String>, path: &str) {
+fn validate_service_port(
+    out: &mut Vec<FieldError>,
+    p: &Value,
+    require_name: bool,
+    seen: &mut Vec<String>,
+    path: &str,
+) {
     let name = get_str(p, &["name"]);
     if require_name && name.is_empty() {
         out.push(FieldError::required(format!("{path}.name"), ""));
     } else if !name.is_empty() {
         dns1123_label(out, &format!("{path}.name"), name);
         if seen.iter().any(|n| n == name) {
-            out.push(FieldError::duplicate(format!("{path}.name"), gofmt::quote(name)));
+            out.push(FieldError::duplicate(
+                format!("{path}.name"),
+                gofmt::quote(name),
+            ));
         } else {
             seen.push(name.to_string());
         }
@@ -283,7 +333,11 @@ fn validate_service_port(out: &mut Vec<FieldError>, p: &Value, require_name: boo
     if proto.is_empty() {
         out.push(FieldError::required(format!("{path}.protocol"), ""));
     } else if !PORT_PROTOCOLS.contains(&proto) {
-        out.push(not_supported_str(format!("{path}.protocol"), proto, PORT_PROTOCOLS));
+        out.push(not_supported_str(
+            format!("{path}.protocol"),
+            proto,
+            PORT_PROTOCOLS,
+        ));
     }
     port_num_or_name(out, &format!("{path}.targetPort"), get(p, &["targetPort"]));
     if let Some(app) = get(p, &["appProtocol"]).and_then(Value::as_str) {
@@ -299,11 +353,17 @@ fn client_ip_affinity(out: &mut Vec<FieldError>, config: Option<&Value>) {
         return;
     };
     let Some(client_ip) = get(config, &["clientIP"]) else {
-        out.push(FieldError::required("spec.sessionAffinityConfig.clientIP", why));
+        out.push(FieldError::required(
+            "spec.sessionAffinityConfig.clientIP",
+            why,
+        ));
         return;
     };
     let Some(timeout) = get(client_ip, &["timeoutSeconds"]).and_then(Value::as_i64) else {
-        out.push(FieldError::required("spec.sessionAffinityConfig.clientIP.timeoutSeconds", why));
+        out.push(FieldError::required(
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+            why,
+        ));
         return;
     };
     if timeout <= 0 || timeout > MAX_CLIENT_IP_AFFINITY_SECONDS {
@@ -312,186 +372,6 @@ fn client_ip_affinity(out: &mut Vec<FieldError>, config: Option<&Value>) {
             timeout,
             format!("must be greater than 0 and less than {MAX_CLIENT_IP_AFFINITY_SECONDS}"),
         ));
-    }
-}
-
-/// `ValidateServiceClusterIPsRelatedFields`.
-fn cluster_ips_related(out: &mut Vec<FieldError>, svc: &Value) {
-    if get_str(svc, &["spec", "type"]) == "ExternalName" {
-        return;
-    }
-    let cluster_ip = get_str(svc, &["spec", "clusterIP"]);
-    let ips = str_list(get_arr(svc, &["spec", "clusterIPs"]));
-    if !cluster_ip.is_empty() {
-        if ips.is_empty() {
-            out.push(FieldError::required("spec.clusterIPs", ""));
-        } else if ips[0] != cluster_ip {
-            out.push(FieldError::invalid("spec.clusterIPs", cluster_ips_shown(svc), "first value must match `clusterIP`"));
-        }
-    } else if !ips.is_empty() {
-        out.push(FieldError::invalid(
-            "spec.clusterIPs",
-            cluster_ips_shown(svc),
-            "must be empty when `clusterIP` is not specified",
-        ));
-    }
-
-    let families = str_list(get_arr(svc, &["spec", "ipFamilies"]));
-    let mut seen: Vec<&str> = Vec::new();
-    for (i, f) in families.iter().enumerate() {
-        if f != "IPv4" && f != "IPv6" {
-            out.push(not_supported_str(format!("spec.ipFamilies[{i}]"), f, &["IPv4", "IPv6"]));
-        }
-        if seen.contains(&f.as_str()) {
-            out.push(FieldError::duplicate(format!("spec.ipFamilies[{i}]"), gofmt::quote(f)));
-        }
-        seen.push(f);
-    }
-    if let Some(policy) = get(svc, &["spec", "ipFamilyPolicy"]).and_then(Value::as_str) {
-        if !["PreferDualStack", "RequireDualStack", "SingleStack"].contains(&policy) {
-            out.push(not_supported_str(
-                "spec.ipFamilyPolicy",
-                policy,
-                &["PreferDualStack", "RequireDualStack", "SingleStack"],
-            ));
-        }
-    }
-
-    let mut invalid = false;
-    for (i, ip) in ips.iter().enumerate() {
-        if i == 0 && ip == "None" {
-            if ips.len() > 1 {
-                invalid = true;
-                out.push(FieldError::invalid(
-                    "spec.clusterIPs",
-                    cluster_ips_shown(svc),
-                    "'None' must be the first and only value",
-                ));
-            }
-            continue;
-        }
-        if !valid_ip(out, &format!("spec.clusterIPs[{i}]"), ip) {
-            invalid = true;
-        }
-    }
-    if ips.len() > 2 {
-        out.push(FieldError::invalid("spec.clusterIPs", cluster_ips_shown(svc), "may only hold up to 2 values"));
-    }
-    if invalid {
-        return;
-    }
-    if ips.len() > 1 {
-        let v6: Vec<bool> = ips
-            .iter()
-            .map(|ip| matches!(names::parse_ip_sloppy(ip), Some(std::net::IpAddr::V6(_))))
-            .collect();
-        if ips.len() != 2 || v6[0] == v6[1] {
-            out.push(FieldError::invalid(
-                "spec.clusterIPs",
-                cluster_ips_shown(svc),
-                "may specify no more than one IP for each IP family",
-            ));
-        }
-    }
-    if !is_headless(svc) && !families.is_empty() {
-        for (i, ip) in ips.iter().enumerate() {
-            let Some(fam) = families.get(i) else { break };
-            let is_v6 = matches!(names::parse_ip_sloppy(ip), Some(std::net::IpAddr::V6(_)));
-            if fam == "IPv4" && is_v6 {
-                out.push(invalid_str(
-                    format!("spec.clusterIPs[{i}]"),
-                    ip,
-                    format!("expected an IPv4 value as indicated by `ipFamilies[{i}]`"),
-                ));
-            }
-            if fam == "IPv6" && !is_v6 {
-                out.push(invalid_str(
-                    format!("spec.clusterIPs[{i}]"),
-                    ip,
-                    format!("expected an IPv6 value as indicated by `ipFamilies[{i}]`"),
-                ));
-            }
-        }
-    }
-}
-
-/// `validateUpgradeDowngradeClusterIPs`.
-fn upgrade_downgrade_cluster_ips(out: &mut Vec<FieldError>, old: &Value, svc: &Value) {
-    if get_str(svc, &["spec", "type"]) == "ExternalName" || get_str(old, &["spec", "type"]) == "ExternalName" {
-        return;
-    }
-    if is_headless(old) && is_headless(svc) {
-        return;
-    }
-    let old_ips = cluster_ips(old);
-    let new_ips = str_list(get_arr(svc, &["spec", "clusterIPs"]));
-    let shown = cluster_ips_shown(svc);
-    if old_ips.len() == new_ips.len() {
-        for (i, ip) in old_ips.iter().enumerate() {
-            if *ip != new_ips[i] {
-                out.push(FieldError::invalid(format!("spec.clusterIPs[{i}]"), shown.clone(), "may not change once set"));
-            }
-        }
-    } else if old_ips.len() > new_ips.len() {
-        if new_ips.is_empty() {
-            out.push(FieldError::invalid("spec.clusterIPs[0]", shown.clone(), "primary clusterIP can not be unset"));
-        }
-        if !old_ips.is_empty() && !new_ips.is_empty() && new_ips[0] != old_ips[0] {
-            out.push(FieldError::invalid("spec.clusterIPs[0]", shown.clone(), "may not change once set"));
-        }
-        if new_ips.len() == 1 && get_str(svc, &["spec", "ipFamilyPolicy"]) != "SingleStack" {
-            out.push(FieldError::invalid(
-                "spec.ipFamilyPolicy",
-                policy_shown(svc),
-                "must be set to 'SingleStack' when releasing the secondary clusterIP",
-            ));
-        }
-    } else if !old_ips.is_empty() && new_ips[0] != old_ips[0] {
-        out.push(FieldError::invalid("spec.clusterIPs[0]", shown, "may not change once set"));
-    }
-}
-
-fn policy_shown(svc: &Value) -> String {
-    match get(svc, &["spec", "ipFamilyPolicy"]).and_then(Value::as_str) {
-        Some(p) => gofmt::quote(p),
-        None => "null".to_string(),
-    }
-}
-
-/// `validateUpgradeDowngradeIPFamilies`.
-fn upgrade_downgrade_ip_families(out: &mut Vec<FieldError>, old: &Value, svc: &Value) {
-    if get_str(svc, &["spec", "type"]) == "ExternalName" || get_str(old, &["spec", "type"]) == "ExternalName" {
-        return;
-    }
-    if is_headless(old) != is_headless(svc) || is_headless(svc) {
-        return;
-    }
-    let old_f = str_list(get_arr(old, &["spec", "ipFamilies"]));
-    let new_f = str_list(get_arr(svc, &["spec", "ipFamilies"]));
-    let shown_f = gofmt::string_slice(Some(&new_f));
-    let shown_ips = cluster_ips_shown(svc);
-    if old_f.len() == new_f.len() {
-        for (i, f) in old_f.iter().enumerate() {
-            if *f != new_f[i] {
-                out.push(FieldError::invalid("spec.ipFamilies[0]", shown_f.clone(), "may not change once set"));
-            }
-        }
-    } else if old_f.len() > new_f.len() {
-        if cluster_ips(svc).is_empty() {
-            out.push(FieldError::invalid("spec.ipFamilies[0]", shown_f.clone(), "primary ipFamily can not be unset"));
-        }
-        if !new_f.is_empty() && new_f[0] != old_f[0] {
-            out.push(FieldError::invalid("spec.ipFamilies[0]", shown_ips, "may not change once set"));
-        }
-        if new_f.len() == 1 && get_str(svc, &["spec", "ipFamilyPolicy"]) != "SingleStack" {
-            out.push(FieldError::invalid(
-                "spec.ipFamilyPolicy",
-                policy_shown(svc),
-                "must be set to 'SingleStack' when releasing the secondary ipFamily",
-            ));
-        }
-    } else if !old_f.is_empty() && !new_f.is_empty() && new_f[0] != old_f[0] {
-        out.push(FieldError::invalid("spec.ipFamilies[0]", shown_ips, "may not change once set"));
     }
 }
 
@@ -504,7 +384,11 @@ fn load_balancer_class(out: &mut Vec<FieldError>, old: Option<&Value>, svc: &Val
             let old_class = get(old, &["spec", "loadBalancerClass"]).and_then(Value::as_str);
             if old_class != class {
                 let shown = class.map_or("null".to_string(), gofmt::quote);
-                out.push(FieldError::invalid("spec.loadBalancerClass", shown, "may not change once set"));
+                out.push(FieldError::invalid(
+                    "spec.loadBalancerClass",
+                    shown,
+                    "may not change once set",
+                ));
             }
         }
     }
@@ -535,7 +419,11 @@ fn external_traffic_policy(out: &mut Vec<FieldError>, svc: &Value) {
     } else if etp.is_empty() {
         out.push(FieldError::required("spec.externalTrafficPolicy", ""));
     } else if etp != "Cluster" && etp != "Local" {
-        out.push(not_supported_str("spec.externalTrafficPolicy", etp, &["Cluster", "Local"]));
+        out.push(not_supported_str(
+            "spec.externalTrafficPolicy",
+            etp,
+            &["Cluster", "Local"],
+        ));
     }
     let hc = get_i64(svc, &["spec", "healthCheckNodePort"]);
     if !needs_health_check(svc) {
@@ -549,6 +437,68 @@ fn external_traffic_policy(out: &mut Vec<FieldError>, svc: &Value) {
     } else if hc != 0 {
         for m in names::is_valid_port_num(hc) {
             out.push(invalid_int("spec.healthCheckNodePort", hc, m));
+        }
+    }
+}
+
+/// `ValidateLoadBalancerStatus` for `status.loadBalancer` of a Service.
+pub(crate) fn validate_load_balancer_status(out: &mut Vec<FieldError>, svc: &Value) {
+    let ingress = get_arr(svc, &["status", "loadBalancer", "ingress"]);
+    let path = "status.loadBalancer.ingress";
+    if get_str(svc, &["spec", "type"]) != "LoadBalancer" && !ingress.is_empty() {
+        out.push(FieldError::forbidden(
+            path,
+            "may only be used when `spec.type` is 'LoadBalancer'",
+        ));
+        return;
+    }
+    validate_lb_ingress_list(out, ingress, path, true);
+}
+
+/// The per-entry rules of a load-balancer ingress list (`ipMode` only for Services).
+pub(crate) fn validate_lb_ingress_list(
+    out: &mut Vec<FieldError>,
+    ingress: &[Value],
+    path: &str,
+    ip_mode: bool,
+) {
+    for (i, ing) in ingress.iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        let ip = get_str(ing, &["ip"]);
+        if !ip.is_empty() {
+            valid_ip(out, &format!("{ipath}.ip"), ip);
+        }
+        if ip_mode {
+            let mode = get(ing, &["ipMode"]).and_then(Value::as_str);
+            match mode {
+                Some(_) if ip.is_empty() => out.push(FieldError::forbidden(
+                    format!("{ipath}.ipMode"),
+                    "may not be specified when `ip` is not set",
+                )),
+                Some(m) if m != "VIP" && m != "Proxy" => out.push(not_supported_str(
+                    format!("{ipath}.ipMode"),
+                    m,
+                    &["Proxy", "VIP"],
+                )),
+                None if !ip.is_empty() => out.push(FieldError::required(
+                    format!("{ipath}.ipMode"),
+                    "must be specified when `ip` is set",
+                )),
+                _ => {}
+            }
+        }
+        let host = get_str(ing, &["hostname"]);
+        if !host.is_empty() {
+            for m in names::is_dns1123_subdomain(host) {
+                out.push(invalid_str(format!("{ipath}.hostname"), host, m));
+            }
+            if names::parse_ip_sloppy(host).is_some() {
+                out.push(invalid_str(
+                    format!("{ipath}.hostname"),
+                    host,
+                    "must be a DNS name, not an IP address",
+                ));
+            }
         }
     }
 }

@@ -51,6 +51,7 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
             }
         });
     }
+    let ready = vec![inf.deployments.ready(), inf.replicasets.ready()];
     let ctl = Arc::new(Ctl {
         client: shared.client.clone(),
         recorder: shared.recorder.for_component("deployment-controller"),
@@ -58,7 +59,7 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         replicasets: inf.replicasets.store(),
     });
     Box::pin(async move {
-        if ctl.deployments.wait_until_ready().await.is_err() || ctl.replicasets.wait_until_ready().await.is_err() {
+        if !crate::informer::all_ready(ready).await {
             return;
         }
         run_workers("deployment", queue, 4, move |key| {

@@ -235,7 +235,7 @@ pub fn history_to_delete(d: &Deployment, old: &[&ReplicaSet]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDeployment};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

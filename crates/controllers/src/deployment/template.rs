@@ -51,7 +51,9 @@ fn strip_hash(t: &PodTemplateSpec) -> serde_json::Value {
     if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(HASH_LABEL);
         if labels.is_empty() {
-            t.metadata.as_mut().map(|m| m.labels = None);
+            if let Some(m) = t.metadata.as_mut() {
+                m.labels = None;
+            }
         }
     }
     serde_json::to_value(t).unwrap_or_default()

@@ -106,6 +106,12 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         });
     }
 
+    let ready = vec![
+        inf.services.ready(),
+        inf.pods.ready(),
+        inf.slices.ready(),
+        inf.endpoints.ready(),
+    ];
     let ctl = Arc::new(Ctl {
         client: shared.client.clone(),
         services: inf.services.store(),
@@ -117,15 +123,8 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         expectations: Mutex::new(HashMap::new()),
     });
     Box::pin(async move {
-        for ready in [
-            ctl.services.wait_until_ready().await,
-            ctl.pods.wait_until_ready().await,
-            ctl.slices.wait_until_ready().await,
-            ctl.endpoints.wait_until_ready().await,
-        ] {
-            if ready.is_err() {
-                return;
-            }
+        if !crate::informer::all_ready(ready).await {
+            return;
         }
         run_workers("endpointslice", queue, 8, move |key| {
             let ctl = ctl.clone();

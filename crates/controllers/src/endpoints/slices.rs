@@ -285,7 +285,7 @@ fn plan_placeholder(
     };
     let keep = existing
         .iter()
-        .position(|s| is_placeholder(s))
+        .position(&is_placeholder)
         .or(if existing.is_empty() { None } else { Some(0) });
     match keep {
         None => plan.create.push(new_slice(svc, &[], Vec::new())),

@@ -81,6 +81,7 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
             }
         });
     }
+    let ready = vec![inf.replicasets.ready(), inf.pods.ready()];
     let ctl = Arc::new(Ctl {
         client: shared.client.clone(),
         recorder: shared.recorder.for_component("replicaset-controller"),
@@ -91,7 +92,7 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         expectations: Expectations::new(),
     });
     Box::pin(async move {
-        if ctl.replicasets.wait_until_ready().await.is_err() || ctl.pods.wait_until_ready().await.is_err() {
+        if !crate::informer::all_ready(ready).await {
             return;
         }
         run_workers("replicaset", queue, 4, move |key| {
@@ -121,6 +122,7 @@ impl Ctl {
             |n| self.pod(ns, n).is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
         );
         if !synced {
+            tracing::debug!(rs = key, "waiting for pod cache to catch up");
             return Ok(Some(Duration::from_secs(1)));
         }
         let uid = rs.metadata.uid.clone().unwrap_or_default();
@@ -137,6 +139,7 @@ impl Ctl {
         let refs: Vec<&Pod> = pods.iter().map(|p| &**p).collect();
         let now = jiff::Timestamp::now();
         let plan = plan::plan_replicaset(&rs, &refs, now);
+        tracing::debug!(rs = key, create = plan.create, delete = plan.delete.len(), owned = pods.len(), "replicaset sync");
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let rs_ref = rs.object_ref(&());
 

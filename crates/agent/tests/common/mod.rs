@@ -1,7 +1,7 @@
 //! Shared harness of the runtime tests: a throwaway network namespace that
 //! plays the node, entered by one dedicated thread that runs the test.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
 use std::process::Command;
@@ -82,7 +82,7 @@ pub async fn eventually<T, Fut: Future<Output = Option<T>>>(timeout: Duration, w
 }
 
 /// `curl -s --max-time 2 URL` from the current (node) namespace.
-pub async fn curl(url: &str) -> Option<String> {
-    let out = tokio::process::Command::new("curl").args(["-s", "--max-time", "2", url]).output().await.ok()?;
+pub async fn curl(url: String) -> Option<String> {
+    let out = tokio::process::Command::new("curl").args(["-s", "--max-time", "2", &url]).output().await.ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

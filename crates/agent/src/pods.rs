@@ -1,0 +1,257 @@
+//! The agent's pod loop: watches the pods bound to this node, starts and
+//! stops them in the [`Runtime`], writes their status through `pods/status`,
+//! and finalizes deleted pods (delete with grace 0 once stopped, like the
+//! kubelet).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, PodStatus, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt as _};
+use tokio::sync::watch;
+
+use crate::runtime::Runtime;
+use crate::status::{self, PodRt};
+
+/// What the agent is doing with a pod uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Running,
+    Stopping,
+    /// Stopped and its deletion sent; nothing more to do.
+    Done,
+}
+
+struct State {
+    phases: HashMap<String, Phase>,
+    /// Uids whose start failed, with when to retry.
+    retry_at: HashMap<String, tokio::time::Instant>,
+    /// Uids whose `start_pod` is in flight.
+    starting: HashSet<String>,
+}
+
+/// Runs the pod loop until the task is dropped.
+pub async fn run(client: kube::Client, runtime: Arc<Runtime>) {
+    let node = runtime.config().node_name.clone();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let services: Api<Service> = Api::all(client.clone());
+    let (pod_reader, pod_writer) = reflector::store();
+    let (svc_reader, svc_writer) = reflector::store();
+    let pod_stream = reflector::reflector(
+        pod_writer,
+        watcher(pods, watcher::Config::default().fields(&format!("spec.nodeName={node}"))),
+    )
+    .default_backoff()
+    .boxed();
+    let svc_stream = reflector::reflector(svc_writer, watcher(services, watcher::Config::default()))
+        .default_backoff()
+        .boxed();
+    // Services only need to be current; drive their stream on its own.
+    tokio::spawn(async move {
+        let mut s = svc_stream;
+        while let Some(ev) = s.next().await {
+            if let Err(e) = ev {
+                tracing::debug!(error = %e, "watching services");
+            }
+        }
+    });
+    let state = Arc::new(Mutex::new(State { phases: HashMap::new(), retry_at: HashMap::new(), starting: HashSet::new() }));
+    let mut pod_stream = pod_stream;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Service env vars need the Services that exist when a pod starts; give
+    // the Service cache its initial list first (bounded: an API without
+    // Services must not stop pods from running).
+    let _ = tokio::time::timeout(Duration::from_secs(5), svc_reader.wait_until_ready()).await;
+    loop {
+        tokio::select! {
+            ev = pod_stream.next() => match ev {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => { tracing::warn!(error = %e, "watching pods"); continue; }
+                None => return,
+            },
+            _ = tick.tick() => {}
+        }
+        // Only once the initial list is in: before that, "not in the store"
+        // does not mean "deleted". (Checked without waiting: the store only
+        // fills while this loop polls the stream.)
+        match futures::FutureExt::now_or_never(pod_reader.wait_until_ready()) {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return,
+            None => continue,
+        }
+        sync(&client, &runtime, &state, &pod_reader, &svc_reader, &node);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn grace_of(pod: &Pod) -> Duration {
+    let secs = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30)
+        .max(0);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(30))
+}
+
+/// One level-triggered pass: start new pods, stop deleted ones.
+fn sync(
+    client: &kube::Client,
+    runtime: &Arc<Runtime>,
+    state: &Arc<Mutex<State>>,
+    pods: &Store<Pod>,
+    services: &Store<Service>,
+    node: &str,
+) {
+    let all = pods.state();
+    let mut seen = HashSet::new();
+    for pod in all.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)) {
+        let Some(uid) = pod.metadata.uid.clone() else { continue };
+        seen.insert(uid.clone());
+        let phase = lock(state).phases.get(&uid).copied();
+        if pod.metadata.deletion_timestamp.is_some() {
+            if matches!(phase, Some(Phase::Stopping) | Some(Phase::Done)) {
+                continue;
+            }
+            lock(state).phases.insert(uid.clone(), Phase::Stopping);
+            let (client, runtime, state, pod) = (client.clone(), Arc::clone(runtime), Arc::clone(state), (**pod).clone());
+            tokio::spawn(async move {
+                wait_started(&state, &uid).await;
+                runtime.stop_pod(&uid, grace_of(&pod)).await;
+                finalize(&client, &pod).await;
+                lock(&state).phases.insert(uid, Phase::Done);
+            });
+            continue;
+        }
+        if phase.is_some() {
+            continue;
+        }
+        let terminal = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed"));
+        if terminal && !runtime.has_pod(&uid) {
+            continue;
+        }
+        if let Some(at) = lock(state).retry_at.get(&uid) {
+            if tokio::time::Instant::now() < *at {
+                continue;
+            }
+        }
+        {
+            let mut s = lock(state);
+            s.phases.insert(uid.clone(), Phase::Starting);
+            s.starting.insert(uid.clone());
+        }
+        let svcs: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
+        let (client, runtime, state, pod) = (client.clone(), Arc::clone(runtime), Arc::clone(state), (**pod).clone());
+        tokio::spawn(async move {
+            let result = runtime.start_pod(&pod, &svcs).await;
+            lock(&state).starting.remove(&uid);
+            match result {
+                Ok(rx) => {
+                    {
+                        let mut s = lock(&state);
+                        // A deletion seen meanwhile owns the pod now.
+                        if s.phases.get(&uid) == Some(&Phase::Starting) {
+                            s.phases.insert(uid.clone(), Phase::Running);
+                        }
+                        s.retry_at.remove(&uid);
+                    }
+                    write_status(client, pod, rx).await;
+                }
+                Err(e) => {
+                    tracing::warn!(pod = ?pod.metadata.name, error = %e, "starting pod failed; retrying in 5 s");
+                    let mut s = lock(&state);
+                    if s.phases.get(&uid) == Some(&Phase::Starting) {
+                        s.phases.remove(&uid);
+                    }
+                    s.retry_at.insert(uid, tokio::time::Instant::now() + Duration::from_secs(5));
+                }
+            }
+        });
+    }
+    // Pods gone from the API (deleted with grace 0 by someone else): stop them.
+    let gone: Vec<String> = lock(state)
+        .phases
+        .iter()
+        .filter(|(uid, p)| !seen.contains(*uid) && matches!(p, Phase::Running | Phase::Starting))
+        .map(|(u, _)| u.clone())
+        .collect();
+    for uid in gone {
+        lock(state).phases.insert(uid.clone(), Phase::Stopping);
+        let (runtime, state) = (Arc::clone(runtime), Arc::clone(state));
+        tokio::spawn(async move {
+            wait_started(&state, &uid).await;
+            runtime.stop_pod(&uid, Duration::from_secs(2)).await;
+            lock(&state).phases.remove(&uid);
+        });
+    }
+    // Forget finished uids that the API no longer has.
+    lock(state).phases.retain(|uid, p| seen.contains(uid) || *p != Phase::Done);
+}
+
+/// A stop must not race a start still creating the sandbox: wait (bounded)
+/// until the runtime has the pod or the start gave up.
+async fn wait_started(state: &Arc<Mutex<State>>, uid: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while lock(state).starting.contains(uid) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Deletes the pod object with grace 0 (the kubelet's last step), guarded by uid.
+async fn finalize(client: &kube::Client, pod: &Pod) {
+    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(&name, &dp).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "finalizing pod deletion"),
+    }
+}
+
+/// Writes the pod's status whenever the runtime's view of it changes, until
+/// the pod's supervisor is gone.
+async fn write_status(client: kube::Client, pod: Pod, mut rx: watch::Receiver<PodRt>) {
+    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
+    let api: Api<Pod> = Api::namespaced(client, &ns);
+    let mut last: Option<PodStatus> = pod.status.clone();
+    let mut written: Option<PodStatus> = None;
+    loop {
+        let rt = rx.borrow_and_update().clone();
+        let st = status::pod_status(&rt, &policy, last.as_ref(), Timestamp::now());
+        if written.as_ref() != Some(&st) {
+            let patch = serde_json::json!({ "status": st });
+            match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => {
+                    last = Some(st.clone());
+                    written = Some(st);
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => return,
+                Err(e) => {
+                    tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "writing pod status; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

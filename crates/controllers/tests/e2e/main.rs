@@ -1,0 +1,8 @@
+//! End-to-end tests: the real API server in-process, the controllers over kube-rs, real
+//! kubectl, and a fake kubelet reporting pod status (the pod runtime is another crate).
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+mod common;
+mod deployments;
+
+use common::{default_config, eventually, Cluster};

@@ -1,0 +1,122 @@
+//! Control-plane benchmark: time to program N Services × 10 endpoints from
+//! scratch into a throwaway network namespace, then one Service added and one
+//! Service's endpoints changed. Needs root. Usage:
+//! `cargo run --release -p portico-proxy --example program_bench -- 1000 10000 30000`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use portico_proxy::model::service_ports;
+use portico_proxy::plan::{plan_service, Base, ServicePlan};
+use portico_proxy::{ConntrackCli, NftCli, Proxier};
+use serde_json::json;
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(base: u32, i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(base + i)
+}
+
+fn service(i: u32, endpoint_gen: u32) -> (Service, EndpointSlice) {
+    let name = format!("svc-{i}");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"namespace": "bench", "name": name},
+        "spec": {"clusterIP": ip(u32::from(Ipv4Addr::new(10, 96, 0, 0)), i + 1).to_string(),
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    }))
+    .unwrap();
+    let pod_base = u32::from(Ipv4Addr::new(10, 128, 0, 0));
+    let eps: Vec<_> = (0..10)
+        .map(|e| json!({"addresses": [ip(pod_base, i * 10 + e + endpoint_gen * 1_000_000).to_string()], "nodeName": "n1"}))
+        .collect();
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"namespace": "bench", "name": format!("{name}-x"), "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4", "endpoints": eps,
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    }))
+    .unwrap();
+    (svc, slice)
+}
+
+fn plan(i: u32, gen: u32, base: &Base) -> Arc<ServicePlan> {
+    let (svc, slice) = service(i, gen);
+    Arc::new(plan_service(&service_ports(&svc, &[&slice], "n1"), base))
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let sizes: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![1000, 10000, 30000] } else { sizes };
+    let base = Base { cluster_cidr: "10.244.0.0/16".parse().unwrap(), nodeport_addresses: vec![] };
+    println!("| Services × 10 endpoints | plan | full sync | rules | +1 Service | endpoints of 1 Service changed | RSS after |");
+    println!("|---|---|---|---|---|---|---|");
+    for n in sizes {
+        let ns = Netns(format!("portico-b-{}-{n}", std::process::id()));
+        assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());
+        let prefix = vec!["ip".to_string(), "netns".into(), "exec".into(), ns.0.clone()];
+        let mut proxier = Proxier::new(NftCli { prefix: prefix.clone() }, ConntrackCli { prefix }, base.clone());
+
+        let t = Instant::now();
+        let mut desired: BTreeMap<String, Arc<ServicePlan>> = (0..n).map(|i| (format!("bench/svc-{i}"), plan(i, 0, &base))).collect();
+        let plan_time = t.elapsed();
+        let all: BTreeSet<String> = desired.keys().cloned().collect();
+        let t = Instant::now();
+        let stats = proxier.sync(&desired, &all, Instant::now()).unwrap();
+        let full = t.elapsed();
+
+        // Median of a few single-Service additions.
+        let mut adds = Vec::new();
+        for k in 0..5 {
+            let key = format!("bench/svc-{}", n + k);
+            let t = Instant::now();
+            desired.insert(key.clone(), plan(n + k, 0, &base));
+            proxier.sync(&desired, &BTreeSet::from([key]), Instant::now()).unwrap();
+            adds.push(t.elapsed());
+        }
+        adds.sort();
+        let add_one = adds[adds.len() / 2];
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            println!("adds: {adds:?}");
+        }
+
+        let key = format!("bench/svc-{}", n / 2);
+        let t = Instant::now();
+        desired.insert(key.clone(), plan(n / 2, 1, &base));
+        proxier.sync(&desired, &BTreeSet::from([key]), Instant::now()).unwrap();
+        let change_one = t.elapsed();
+
+        println!(
+            "| {n} | {} | {} | {} | {} | {} | {} MiB |",
+            ms(plan_time),
+            ms(full),
+            stats.rules,
+            ms(add_one),
+            ms(change_one),
+            rss_kib() / 1024
+        );
+    }
+}

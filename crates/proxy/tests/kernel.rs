@@ -1,0 +1,253 @@
+//! Kernel tests: the rendered ruleset programmed with `nft` into a node
+//! namespace of a throwaway topology (client ↔ node ↔ two pods), checked
+//! with real traffic. They need root (to create namespaces) and skip without it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod netns;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use netns::*;
+use portico_proxy::plan::{Base, ServicePlan};
+use portico_proxy::{ConntrackCli, NftCli, Proxier};
+use serde_json::json;
+
+type P = Proxier<NftCli, ConntrackCli>;
+
+fn proxier(t: &Topology) -> P {
+    Proxier::new(NftCli { prefix: t.prefix() }, ConntrackCli { prefix: t.prefix() }, base())
+}
+
+/// Plans `services` as node `node` sees them and syncs every one of them.
+fn program(p: &mut P, node: &str, b: &Base, services: &[(&Service, &[EndpointSlice])]) -> portico_proxy::SyncStats {
+    let mut desired: BTreeMap<String, Arc<ServicePlan>> = p.applied().clone();
+    let mut changed: BTreeSet<String> = p.applied().keys().cloned().collect();
+    desired.clear();
+    for (svc, slices) in services {
+        let key = format!("default/{}", svc.metadata.name.as_deref().unwrap());
+        desired.insert(key.clone(), Arc::new(plan(svc, slices, node, b)));
+        changed.insert(key);
+    }
+    p.sync(&desired, &changed, Instant::now()).unwrap()
+}
+
+fn pods() -> Vec<(&'static str, &'static str, bool)> {
+    vec![(POD_A, "node-a", true), (POD_B, "node-b", true)]
+}
+
+fn nodeport_svc(port: u16, node_port: u16, extra: serde_json::Value) -> Service {
+    let mut spec = json!({"type": "NodePort", "clusterIP": "10.96.0.30",
+                          "ports": [{"port": port, "targetPort": 8080, "nodePort": node_port}]});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    svc("web", spec)
+}
+
+fn names(bodies: &[String]) -> BTreeSet<String> {
+    bodies.iter().map(|b| b.split(' ').next().unwrap().to_string()).collect()
+}
+
+fn set(v: &[&str]) -> BTreeSet<String> {
+    v.iter().map(ToString::to_string).collect()
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipping: kernel tests need root to create network namespaces");
+            return;
+        }
+    };
+}
+
+#[test]
+fn nodeport_and_cluster_ip_balance_across_two_backends_and_restart_converges() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let s = nodeport_svc(80, 30080, json!({}));
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    let mut p = proxier(&t);
+    let stats = program(&mut p, "node-a", &base(), &[(&s, &slices)]);
+    assert!(stats.full);
+
+    // client -> NodeIP:30080 -> pod:8080, source masqueraded to the node.
+    let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 40);
+    assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]), "{bodies:?}");
+    assert!(bodies.iter().all(|b| b.ends_with(NODE_POD_GW)), "{bodies:?}");
+    // The ClusterIP from the node itself.
+    let bodies = http_many(&t.node, addr("10.96.0.30:80"), 40);
+    assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]), "{bodies:?}");
+
+    // A restarted proxy (fresh state, full sync) programs the same ruleset.
+    let before = t.list_table();
+    let mut restarted = proxier(&t);
+    assert!(program(&mut restarted, "node-a", &base(), &[(&s, &slices)]).full);
+    assert_eq!(before, t.list_table());
+    // Re-planning unchanged input changes nothing.
+    let stats = program(&mut restarted, "node-a", &base(), &[(&s, &slices)]);
+    assert_eq!((stats.full, stats.changed_services), (false, 0));
+}
+
+#[test]
+fn service_without_endpoints_refuses_at_once() {
+    require_root!();
+    let t = Topology::new();
+    let s = nodeport_svc(80, 30080, json!({}));
+    let mut p = proxier(&t);
+    program(&mut p, "node-a", &base(), &[(&s, &[])]);
+    for (ns, target) in [(&t.client, format!("{NODE_IP}:30080")), (&t.node, "10.96.0.30:80".to_string())] {
+        let started = Instant::now();
+        let err = http_get(ns, addr(&target), Duration::from_secs(3)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{target}: {err}");
+        assert!(started.elapsed() < Duration::from_millis(500), "{target} took {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn external_traffic_policy_local_keeps_client_ip_and_other_nodes_drop() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let s = nodeport_svc(80, 30080, json!({"externalTrafficPolicy": "Local", "healthCheckNodePort": 32000}));
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    let mut p = proxier(&t);
+    program(&mut p, "node-a", &base(), &[(&s, &slices)]);
+    let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 20);
+    // Only the local pod serves, and it sees the real client address.
+    assert!(bodies.iter().all(|b| b == &format!("pod-a {CLIENT_IP}")), "{bodies:?}");
+    assert_eq!(p.applied()["default/web"].health[&32000].local_endpoints, 1);
+
+    // The same Service as a node without local endpoints sees it: dropped, not refused.
+    let stats = program(&mut p, "node-c", &base(), &[(&s, &slices)]);
+    assert!(!stats.full);
+    let err = http_get(&t.client, addr(&format!("{NODE_IP}:30080")), Duration::from_millis(800)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert_eq!(p.applied()["default/web"].health[&32000].local_endpoints, 0);
+    // The ClusterIP still works from the node.
+    let bodies = http_many(&t.node, addr("10.96.0.30:80"), 20);
+    assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]));
+}
+
+#[test]
+fn client_ip_affinity_sticks_and_none_spreads_again() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let sticky = nodeport_svc(80, 30080, json!({"sessionAffinity": "ClientIP"}));
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    let mut p = proxier(&t);
+    program(&mut p, "node-a", &base(), &[(&sticky, &slices)]);
+    let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 30);
+    assert_eq!(names(&bodies).len(), 1, "{bodies:?}");
+    let plain = nodeport_svc(80, 30080, json!({}));
+    program(&mut p, "node-a", &base(), &[(&plain, &slices)]);
+    let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 40);
+    assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]), "{bodies:?}");
+}
+
+#[test]
+fn udp_node_port_reaches_both_backends() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let s = svc(
+        "web",
+        json!({"type": "NodePort", "clusterIP": "10.96.0.30",
+               "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080, "nodePort": 30053}]}),
+    );
+    let slices = [slice("web", &pods(), &[("", 8080, "UDP")])];
+    let mut p = proxier(&t);
+    program(&mut p, "node-a", &base(), &[(&s, &slices)]);
+    let mut seen = BTreeSet::new();
+    for _ in 0..40 {
+        let answer = udp_ask(&t.client, addr(&format!("{NODE_IP}:30053")), Duration::from_secs(2)).unwrap();
+        seen.insert(answer.split(' ').next().unwrap().to_string());
+    }
+    assert_eq!(seen, set(&["pod-a", "pod-b"]));
+}
+
+#[test]
+fn incremental_changes_take_effect() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let s = nodeport_svc(80, 30080, json!({}));
+    let one = [slice("web", &[(POD_A, "node-a", true)], &[("", 8080, "TCP")])];
+    let mut p = proxier(&t);
+    program(&mut p, "node-a", &base(), &[(&s, &one)]);
+    let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 10);
+    assert_eq!(names(&bodies), set(&["pod-a"]));
+
+    // Add an endpoint.
+    let two = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    let stats = program(&mut p, "node-a", &base(), &[(&s, &two)]);
+    assert_eq!((stats.full, stats.changed_services), (false, 1));
+    let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 40);
+    assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]));
+
+    // Change the Service port: the new one serves, the old one is gone.
+    let moved = nodeport_svc(81, 30081, json!({}));
+    assert!(!program(&mut p, "node-a", &base(), &[(&moved, &two)]).full);
+    assert_eq!(names(&http_many(&t.node, addr("10.96.0.30:81"), 20)), set(&["pod-a", "pod-b"]));
+    assert_eq!(names(&http_many(&t.client, addr(&format!("{NODE_IP}:30081")), 20)), set(&["pod-a", "pod-b"]));
+    assert!(http_get(&t.client, addr(&format!("{NODE_IP}:30080")), Duration::from_millis(500)).is_err());
+
+    // Delete the Service; after the deferred deletion its chains are gone too.
+    program(&mut p, "node-a", &base(), &[]);
+    let table = t.list_table();
+    assert!(!table.contains("dnat to") && !table.contains("goto service-"), "{table}");
+    assert!(http_get(&t.client, addr(&format!("{NODE_IP}:30081")), Duration::from_millis(500)).is_err());
+    std::thread::sleep(portico_proxy::apply::DELETE_DELAY);
+    assert!(p.has_pending_deletes());
+    p.sync(&BTreeMap::new(), &BTreeSet::new(), Instant::now()).unwrap();
+    assert!(!p.has_pending_deletes());
+    assert!(!t.list_table().contains("default/web"), "{}", t.list_table());
+}
+
+#[test]
+fn load_balancer_source_ranges_filter_clients() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let lb = |ranges: serde_json::Value| {
+        with_lb_ip(
+            svc(
+                "web",
+                json!({"type": "LoadBalancer", "clusterIP": "10.96.0.30", "loadBalancerSourceRanges": ranges,
+                       "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30080}]}),
+            ),
+            "172.18.255.1",
+        )
+    };
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    let mut p = proxier(&t);
+    program(&mut p, "node-a", &base(), &[(&lb(json!(["192.168.77.0/24"])), &slices)]);
+    assert_eq!(names(&http_many(&t.client, addr("172.18.255.1:80"), 20)), set(&["pod-a", "pod-b"]));
+    program(&mut p, "node-a", &base(), &[(&lb(json!(["10.9.0.0/16"])), &slices)]);
+    let err = http_get(&t.client, addr("172.18.255.1:80"), Duration::from_millis(800)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+}
+
+#[test]
+fn nodeport_addresses_limit_which_addresses_serve() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let s = nodeport_svc(80, 30080, json!({}));
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    // Only the pod-bridge address serves NodePorts; the client-facing one does not.
+    let mut b = base();
+    b.nodeport_addresses = vec!["10.244.1.0/24".parse().unwrap()];
+    let mut p = Proxier::new(NftCli { prefix: t.prefix() }, ConntrackCli { prefix: t.prefix() }, b.clone());
+    program(&mut p, "node-a", &b, &[(&s, &slices)]);
+    assert!(http_get(&t.client, addr(&format!("{NODE_IP}:30080")), Duration::from_millis(800)).is_err());
+    assert_eq!(names(&http_many(&t.client, addr(&format!("{NODE_POD_GW}:30080")), 20)), set(&["pod-a", "pod-b"]));
+}
