@@ -47,9 +47,13 @@ pub async fn serve(dir: PathBuf, fsync: bool) -> Result<(), BenchError> {
         move |e: std::io::Error| BenchError::Io(format!("{p}: {e}"))
     };
     let tls = |e: &dyn std::fmt::Display| BenchError::Tls(e.to_string());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(io(&dir))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io(&dir))?;
     let addr = listener.local_addr().map_err(io(&dir))?;
-    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).map_err(|e| tls(&e))?;
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .map_err(|e| tls(&e))?;
     let cert_pem = ck.cert.pem();
     let token = format!("baseline-{}", std::process::id());
     let url = format!("https://{addr}");
@@ -70,7 +74,11 @@ pub async fn serve(dir: PathBuf, fsync: bool) -> Result<(), BenchError> {
 
     let wal = if fsync {
         let p = dir.join("wal");
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(&p).map_err(io(&p))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(io(&p))?;
         Some(Arc::new(Mutex::new(f)))
     } else {
         None
@@ -93,9 +101,13 @@ pub async fn serve(dir: PathBuf, fsync: bool) -> Result<(), BenchError> {
         let _ = tcp.set_nodelay(true);
         let (acceptor, state) = (acceptor.clone(), state.clone());
         tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
             let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), svc).await;
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await;
         });
     }
 }
@@ -103,24 +115,38 @@ pub async fn serve(dir: PathBuf, fsync: bool) -> Result<(), BenchError> {
 fn respond(status: StatusCode, body: impl Into<Bytes>) -> Result<Response<Body>, Infallible> {
     let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     Ok(r)
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let authorized = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(state.auth.as_str());
+    let authorized = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(state.auth.as_str());
     if !authorized {
         return respond(StatusCode::UNAUTHORIZED, r#"{"kind":"Status","code":401}"#);
     }
     let path = req.uri().path().to_string();
-    let watch = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "watch=true"));
+    let watch = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true"));
     match *req.method() {
         Method::GET if path == "/readyz" => respond(StatusCode::OK, "ok"),
         Method::GET if watch => {
             let rx = state.events.subscribe();
-            let stream = BroadcastStream::new(rx).filter_map(|r| async move { r.ok().map(|b| Ok::<_, Infallible>(Frame::data(b))) });
+            let stream = BroadcastStream::new(rx)
+                .filter_map(|r| async move { r.ok().map(|b| Ok::<_, Infallible>(Frame::data(b))) });
             let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
             Ok(r)
         }
         Method::GET => {
@@ -140,7 +166,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
 }
 
-async fn create(state: &Arc<State>, path: &str, obj: &mut Value) -> Result<Response<Body>, Infallible> {
+async fn create(
+    state: &Arc<State>,
+    path: &str,
+    obj: &mut Value,
+) -> Result<Response<Body>, Infallible> {
     let rv = state.revision.fetch_add(1, Ordering::SeqCst) + 1;
     obj["metadata"]["resourceVersion"] = json!(rv.to_string());
     if path.ends_with("/services") {
@@ -158,8 +188,12 @@ async fn create(state: &Arc<State>, path: &str, obj: &mut Value) -> Result<Respo
     if let Some(wal) = &state.wal {
         let (wal, data) = (wal.clone(), bytes.clone());
         let synced = tokio::task::spawn_blocking(move || {
-            let mut f = wal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            f.write_all(&data).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_data())
+            let mut f = wal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f.write_all(&data)
+                .and_then(|()| f.write_all(b"\n"))
+                .and_then(|()| f.sync_data())
         })
         .await;
         if !matches!(synced, Ok(Ok(()))) {

@@ -24,13 +24,27 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `cmd` (stderr goes to `log`) and waits up to `deadline` for a
     /// stdout line containing `" at https://"`.
-    pub async fn start(mut cmd: Command, log: &Path, deadline: Duration) -> Result<Self, BenchError> {
+    pub async fn start(
+        mut cmd: Command,
+        log: &Path,
+        deadline: Duration,
+    ) -> Result<Self, BenchError> {
         let io = |e: std::io::Error| BenchError::Io(format!("{}: {e}", log.display()));
         let stderr = std::fs::File::create(log).map_err(io)?;
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(stderr)).kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| BenchError::Server(format!("spawning {cmd:?}: {e}")))?;
-        let pid = child.id().ok_or_else(|| BenchError::Server("server exited at once".into()))?;
-        let stdout = child.stdout.take().ok_or_else(|| BenchError::Server("no stdout pipe".into()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| BenchError::Server(format!("spawning {cmd:?}: {e}")))?;
+        let pid = child
+            .id()
+            .ok_or_else(|| BenchError::Server("server exited at once".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| BenchError::Server("no stdout pipe".into()))?;
         let mut lines = BufReader::new(stdout).lines();
         let url = tokio::time::timeout(deadline, async {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -43,12 +57,27 @@ impl ServerProcess {
         .await;
         let url = match url {
             Ok(Some(u)) => u,
-            Ok(None) => return Err(BenchError::Server(format!("server exited before printing its URL; log tail:\n{}", tail(log, 20)))),
-            Err(_) => return Err(BenchError::Server(format!("no URL line within {deadline:?}; log tail:\n{}", tail(log, 20)))),
+            Ok(None) => {
+                return Err(BenchError::Server(format!(
+                    "server exited before printing its URL; log tail:\n{}",
+                    tail(log, 20)
+                )))
+            }
+            Err(_) => {
+                return Err(BenchError::Server(format!(
+                    "no URL line within {deadline:?}; log tail:\n{}",
+                    tail(log, 20)
+                )))
+            }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, pid, url, log: log.to_path_buf() })
+        Ok(Self {
+            child,
+            pid,
+            url,
+            log: log.to_path_buf(),
+        })
     }
 
     /// VmRSS / VmHWM now.
@@ -69,9 +98,15 @@ impl ServerProcess {
     /// SIGTERM, up to 5 s to exit, then SIGKILL; always reaps the child.
     pub async fn stop(mut self) {
         if let Ok(pid) = i32::try_from(self.pid) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }

@@ -31,12 +31,17 @@ pub fn parse(text: &str) -> Result<Credentials, BenchError> {
     };
     let missing = |k: &str| BenchError::Kubeconfig(format!("no `{k}` in kubeconfig"));
     let server = value("server").ok_or_else(|| missing("server"))?;
-    let ca_b64 = value("certificate-authority-data").ok_or_else(|| missing("certificate-authority-data"))?;
+    let ca_b64 =
+        value("certificate-authority-data").ok_or_else(|| missing("certificate-authority-data"))?;
     let token = value("token").ok_or_else(|| missing("token"))?;
     let ca_pem = base64::engine::general_purpose::STANDARD
         .decode(ca_b64.as_bytes())
         .map_err(|e| BenchError::Kubeconfig(format!("certificate-authority-data: {e}")))?;
-    Ok(Credentials { server, ca_pem, token })
+    Ok(Credentials {
+        server,
+        ca_pem,
+        token,
+    })
 }
 
 /// Writes a kubeconfig in the same layout (used by the baseline server).
@@ -53,7 +58,11 @@ mod tests {
 
     #[test]
     fn round_trips_the_portico_layout() {
-        let text = render("https://127.0.0.1:4000", "-----BEGIN CERTIFICATE-----\nabc\n", "tok123");
+        let text = render(
+            "https://127.0.0.1:4000",
+            "-----BEGIN CERTIFICATE-----\nabc\n",
+            "tok123",
+        );
         let c = parse(&text).unwrap();
         assert_eq!(c.server, "https://127.0.0.1:4000");
         assert_eq!(c.ca_pem, b"-----BEGIN CERTIFICATE-----\nabc\n");
@@ -62,13 +71,22 @@ mod tests {
 
     #[test]
     fn says_which_key_is_missing() {
-        let err = parse("apiVersion: v1\nclusters:\n- cluster:\n    server: https://x\n").unwrap_err();
-        assert_eq!(err.to_string(), "kubeconfig: no `certificate-authority-data` in kubeconfig");
+        let err =
+            parse("apiVersion: v1\nclusters:\n- cluster:\n    server: https://x\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kubeconfig: no `certificate-authority-data` in kubeconfig"
+        );
     }
 
     #[test]
     fn rejects_bad_base64() {
-        let err = parse("server: https://x\ncertificate-authority-data: !!!\ntoken: t\n").unwrap_err();
-        assert!(err.to_string().starts_with("kubeconfig: certificate-authority-data:"), "{err}");
+        let err =
+            parse("server: https://x\ncertificate-authority-data: !!!\ntoken: t\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("kubeconfig: certificate-authority-data:"),
+            "{err}"
+        );
     }
 }

@@ -51,7 +51,14 @@ pub fn service_body(name: &str, nodeport: bool) -> Vec<u8> {
 }
 
 /// Creates one Service and times it.
-async fn create_one(client: &Client, conn: &mut Conn, ns: &str, name: String, nodeport: bool, timeout: Duration) -> CreateRecord {
+async fn create_one(
+    client: &Client,
+    conn: &mut Conn,
+    ns: &str,
+    name: String,
+    nodeport: bool,
+    timeout: Duration,
+) -> CreateRecord {
     let path = format!("/api/v1/namespaces/{ns}/services");
     let sent = Instant::now();
     let result = match client.request(Method::POST, &path, Some(service_body(&name, nodeport))) {
@@ -61,16 +68,32 @@ async fn create_one(client: &Client, conn: &mut Conn, ns: &str, name: String, no
         Err(e) => Err(e),
     };
     let done = Instant::now();
-    let mut rec = CreateRecord { name, nodeport_wanted: nodeport, sent, done, status: 0, cluster_ip: None, node_port: None, error: None };
+    let mut rec = CreateRecord {
+        name,
+        nodeport_wanted: nodeport,
+        sent,
+        done,
+        status: 0,
+        cluster_ip: None,
+        node_port: None,
+        error: None,
+    };
     match result {
         Ok((status, body)) => {
             rec.status = status;
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if status == 201 || status == 200 {
                 rec.cluster_ip = v["spec"]["clusterIP"].as_str().map(str::to_string);
-                rec.node_port = v["spec"]["ports"][0]["nodePort"].as_u64().and_then(|p| u16::try_from(p).ok());
+                rec.node_port = v["spec"]["ports"][0]["nodePort"]
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok());
             } else {
-                let msg = v["message"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+                let msg = v["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned()
+                    });
                 rec.error = Some(msg);
             }
         }
@@ -81,7 +104,14 @@ async fn create_one(client: &Client, conn: &mut Conn, ns: &str, name: String, no
 
 /// Creates `names` with `concurrency` workers. HTTP/2 workers share `shared`;
 /// HTTP/1.1 workers each open their own keep-alive connection.
-pub async fn create_all(client: &Client, shared: &Conn, ns: &str, plan: Arc<Vec<(String, bool)>>, concurrency: usize, timeout: Duration) -> Result<Vec<CreateRecord>, BenchError> {
+pub async fn create_all(
+    client: &Client,
+    shared: &Conn,
+    ns: &str,
+    plan: Arc<Vec<(String, bool)>>,
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<Vec<CreateRecord>, BenchError> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
@@ -115,7 +145,14 @@ pub async fn create_all(client: &Client, shared: &Conn, ns: &str, plan: Arc<Vec<
 }
 
 /// Creates `plan` one at a time, one every `interval`: the watch delay of a lightly loaded server.
-pub async fn trickle(client: &Client, conn: &mut Conn, ns: &str, plan: &[(String, bool)], interval: Duration, timeout: Duration) -> Vec<CreateRecord> {
+pub async fn trickle(
+    client: &Client,
+    conn: &mut Conn,
+    ns: &str,
+    plan: &[(String, bool)],
+    interval: Duration,
+    timeout: Duration,
+) -> Vec<CreateRecord> {
     let mut out = Vec::new();
     let mut tick = tokio::time::interval(interval);
     for (name, np) in plan {
@@ -141,7 +178,11 @@ pub struct WatchLog {
 /// Reads a watch stream until `expected` ADDED events arrived, `stop` fires,
 /// or the stream ends. Each line is stamped with the arrival time of the
 /// frame that completed it.
-pub async fn read_watch(resp: http::Response<hyper::body::Incoming>, expected: usize, stop: CancellationToken) -> WatchLog {
+pub async fn read_watch(
+    resp: http::Response<hyper::body::Incoming>,
+    expected: usize,
+    stop: CancellationToken,
+) -> WatchLog {
     let mut log = WatchLog::default();
     let mut body = resp.into_body();
     let mut buf: Vec<u8> = Vec::new();
@@ -189,7 +230,10 @@ fn record_line(log: &mut WatchLog, line: &[u8], at: Instant) {
         }
     }
     if kind == "ERROR" && log.ended.is_none() {
-        log.ended = Some(format!("ERROR event: {}", ev["object"]["message"].as_str().unwrap_or("")));
+        log.ended = Some(format!(
+            "ERROR event: {}",
+            ev["object"]["message"].as_str().unwrap_or("")
+        ));
     }
     *log.by_type.entry(kind).or_default() += 1;
 }
@@ -198,13 +242,21 @@ fn record_line(log: &mut WatchLog, line: &[u8], at: Instant) {
 pub async fn get_json(client: &Client, conn: &mut Conn, path: &str) -> Result<Value, BenchError> {
     let (status, body) = conn.call(client.request(Method::GET, path, None)?).await?;
     if status != 200 {
-        return Err(BenchError::Server(format!("GET {path}: HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]))));
+        return Err(BenchError::Server(format!(
+            "GET {path}: HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        )));
     }
-    serde_json::from_slice(&body).map_err(|e| BenchError::Server(format!("GET {path}: bad JSON: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| BenchError::Server(format!("GET {path}: bad JSON: {e}")))
 }
 
 /// Lists a collection in pages of 500 and returns its items and the time it took.
-pub async fn list_all(client: &Client, conn: &mut Conn, path: &str) -> Result<(Vec<Value>, Duration), BenchError> {
+pub async fn list_all(
+    client: &Client,
+    conn: &mut Conn,
+    path: &str,
+) -> Result<(Vec<Value>, Duration), BenchError> {
     let start = Instant::now();
     let mut items = Vec::new();
     let mut cont = String::new();
@@ -219,14 +271,18 @@ pub async fn list_all(client: &Client, conn: &mut Conn, path: &str) -> Result<(V
             _ => return Ok((items, start.elapsed())),
         }
     }
-    Err(BenchError::Server(format!("GET {path}: more than 1000 pages")))
+    Err(BenchError::Server(format!(
+        "GET {path}: more than 1000 pages"
+    )))
 }
 
 /// Minimal query-value encoding (continue tokens are base64 with `=`, `+`, `/`).
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -252,17 +308,36 @@ mod tests {
         let mut log = WatchLog::default();
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_millis(5);
-        record_line(&mut log, br#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"#, t0);
-        record_line(&mut log, br#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"#, t1);
-        record_line(&mut log, br#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#, t1);
+        record_line(
+            &mut log,
+            br#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"#,
+            t0,
+        );
+        record_line(
+            &mut log,
+            br#"{"type":"ADDED","object":{"metadata":{"name":"a"}}}"#,
+            t1,
+        );
+        record_line(
+            &mut log,
+            br#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#,
+            t1,
+        );
         record_line(&mut log, b"not json\n", t1);
         record_line(&mut log, b"\n", t1);
         assert_eq!(log.added.get("a"), Some(&t0));
         assert_eq!(log.by_type.get("ADDED"), Some(&2));
         assert_eq!(log.by_type.get("BOOKMARK"), Some(&1));
         assert_eq!(log.bad_lines, 1);
-        record_line(&mut log, br#"{"type":"ERROR","object":{"code":410,"message":"too old resource version"}}"#, t1);
-        assert_eq!(log.ended.as_deref(), Some("ERROR event: too old resource version"));
+        record_line(
+            &mut log,
+            br#"{"type":"ERROR","object":{"code":410,"message":"too old resource version"}}"#,
+            t1,
+        );
+        assert_eq!(
+            log.ended.as_deref(),
+            Some("ERROR event: too old resource version")
+        );
     }
 
     #[test]

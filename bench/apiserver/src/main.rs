@@ -48,8 +48,8 @@ pub enum BenchError {
 #[derive(Debug, Parser)]
 #[command(name = "portico-bench-apiserver")]
 struct Args {
-    /// The portico binary (`cargo build --release -p portico`).
-    #[arg(long, required_unless_present = "serve_baseline")]
+    /// The portico binary (`cargo build --release -p portico`); without it only the baseline runs.
+    #[arg(long)]
     portico: Option<PathBuf>,
     /// Services to create.
     #[arg(long, default_value_t = 10_000)]
@@ -95,10 +95,15 @@ struct Args {
 impl Args {
     fn load(&self) -> Result<run::Load, BenchError> {
         if self.services == 0 || self.nodeports > self.services {
-            return Err(BenchError::Usage(format!("need 0 < --services and --nodeports ≤ --services (got {} and {})", self.services, self.nodeports)));
+            return Err(BenchError::Usage(format!(
+                "need 0 < --services and --nodeports ≤ --services (got {} and {})",
+                self.services, self.nodeports
+            )));
         }
         if self.nodeports > 2768 {
-            return Err(BenchError::Usage("the default NodePort range 30000-32767 holds 2,768 ports".into()));
+            return Err(BenchError::Usage(
+                "the default NodePort range 30000-32767 holds 2,768 ports".into(),
+            ));
         }
         if self.concurrency == 0 || self.concurrency > 1024 {
             return Err(BenchError::Usage("--concurrency must be 1..=1024".into()));
@@ -118,7 +123,10 @@ impl Args {
     fn targets(&self) -> Vec<run::Target> {
         let mut t = Vec::new();
         if let Some(binary) = &self.portico {
-            t.push(run::Target::Portico { binary: binary.clone(), log: self.server_log.clone() });
+            t.push(run::Target::Portico {
+                binary: binary.clone(),
+                log: self.server_log.clone(),
+            });
         }
         if !self.no_baseline {
             t.push(run::Target::Baseline { fsync: false });
@@ -133,12 +141,23 @@ impl Args {
 async fn bench(args: Args) -> Result<String, BenchError> {
     let load = args.load()?;
     let ctx = report::Context {
-        started: jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC").to_string(),
-        command: format!("cargo run --release -p portico-bench-apiserver -- {}", std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
+        started: jiff::Timestamp::now()
+            .strftime("%Y-%m-%d %H:%M UTC")
+            .to_string(),
+        command: format!(
+            "cargo run --release -p portico-bench-apiserver -- {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ),
         machine: procfs::machine(),
     };
+    let targets = args.targets();
+    if targets.is_empty() {
+        return Err(BenchError::Usage(
+            "nothing to run: give --portico or drop --no-baseline".into(),
+        ));
+    }
     let mut results = Vec::new();
-    for target in args.targets() {
+    for target in targets {
         eprintln!("running {} ...", target.label());
         let r = run::run(&target, &load).await?;
         eprintln!(
@@ -146,7 +165,8 @@ async fn bench(args: Args) -> Result<String, BenchError> {
             r.label,
             r.bulk_ok,
             r.bulk_elapsed.as_secs_f64(),
-            r.create.map_or("–".to_string(), |s| format!("{:.2}", s.p99))
+            r.create
+                .map_or("–".to_string(), |s| format!("{:.2}", s.p99))
         );
         results.push(r);
     }
@@ -155,7 +175,10 @@ async fn bench(args: Args) -> Result<String, BenchError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: tokio runtime: {e}");

@@ -14,9 +14,18 @@ pub fn parse_status(text: &str) -> Option<Memory> {
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
     };
-    Some(Memory { rss_kib: field("VmRSS:")?, hwm_kib: field("VmHWM:")? })
+    Some(Memory {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+    })
 }
 
 /// User + system CPU seconds out of a `/proc/PID/stat` text (USER_HZ is 100 on Linux).
@@ -49,14 +58,24 @@ pub fn loadavg() -> String {
 
 /// `model name` of the first CPU and the number of online CPUs.
 pub fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())))
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|r| r.trim().to_string())))
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:").map(|r| r.trim().to_string()))
+        })
         .unwrap_or_default();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cpus} × {model}, {mem} RAM, Linux {}", kernel.trim())
@@ -69,7 +88,13 @@ mod tests {
     #[test]
     fn reads_rss_and_peak() {
         let t = "Name:\tportico\nVmPeak:\t  900000 kB\nVmHWM:\t   81234 kB\nVmRSS:\t   70000 kB\n";
-        assert_eq!(parse_status(t), Some(Memory { rss_kib: 70000, hwm_kib: 81234 }));
+        assert_eq!(
+            parse_status(t),
+            Some(Memory {
+                rss_kib: 70000,
+                hwm_kib: 81234
+            })
+        );
         assert_eq!(parse_status("Name: x\n"), None);
     }
 

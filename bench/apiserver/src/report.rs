@@ -39,7 +39,10 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn dist(s: Option<Summary>) -> String {
-    s.map_or_else(|| "–".into(), |s| format!("{} / {} / {} / {}", f(s.p50), f(s.p90), f(s.p99), f(s.max)))
+    s.map_or_else(
+        || "–".into(),
+        |s| format!("{} / {} / {} / {}", f(s.p50), f(s.p90), f(s.p99), f(s.max)),
+    )
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
@@ -66,8 +69,15 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
     let _ = writeln!(o, "### Run of {}\n", ctx.started);
     let _ = writeln!(o, "- Command: `{}`", ctx.command);
     let _ = writeln!(o, "- Machine: {}", ctx.machine);
-    let loads: Vec<String> = results.iter().map(|r| format!("{}: {} → {}", r.label, r.load_before, r.load_after)).collect();
-    let _ = writeln!(o, "- Load average (1/5/15 min) before → after each target: {}", loads.join("; "));
+    let loads: Vec<String> = results
+        .iter()
+        .map(|r| format!("{}: {} → {}", r.label, r.load_before, r.load_after))
+        .collect();
+    let _ = writeln!(
+        o,
+        "- Load average (1/5/15 min) before → after each target: {}",
+        loads.join("; ")
+    );
     let proto = results.first().map_or("?", |r| r.protocol.as_str());
     let _ = writeln!(
         o,
@@ -81,14 +91,30 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
     );
 
     let mut header = String::from("| | ");
-    header.push_str(&results.iter().map(|r| r.label.clone()).collect::<Vec<_>>().join(" | "));
+    header.push_str(
+        &results
+            .iter()
+            .map(|r| r.label.clone())
+            .collect::<Vec<_>>()
+            .join(" | "),
+    );
     let with_ratio = portico.is_some() && base.is_some();
     if with_ratio {
-        let _ = write!(header, " | portico ÷ {}", base.map_or("", |b| b.label.as_str()));
+        let _ = write!(
+            header,
+            " | portico ÷ {}",
+            base.map_or("", |b| b.label.as_str())
+        );
     }
     let _ = writeln!(o, "{header} |");
-    let _ = writeln!(o, "|{}", "---|".repeat(results.len() + 1 + usize::from(with_ratio)));
-    let mut row = |name: &str, cell: &dyn Fn(&TargetResult) -> String, num: &dyn Fn(&TargetResult) -> Option<f64>| {
+    let _ = writeln!(
+        o,
+        "|{}",
+        "---|".repeat(results.len() + 1 + usize::from(with_ratio))
+    );
+    let mut row = |name: &str,
+                   cell: &dyn Fn(&TargetResult) -> String,
+                   num: &dyn Fn(&TargetResult) -> Option<f64>| {
         let mut line = format!("| {name} | ");
         line.push_str(&results.iter().map(cell).collect::<Vec<_>>().join(" | "));
         if let (true, Some(p), Some(b)) = (with_ratio, portico, base) {
@@ -96,22 +122,87 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
         }
         let _ = writeln!(o, "{line} |");
     };
-    row("creates OK / failed", &|r| format!("{} / {}", r.bulk_ok, r.failures.values().sum::<usize>()), &|_| None);
-    row("bulk time (s)", &|r| f(r.bulk_elapsed.as_secs_f64()), &|r| Some(r.bulk_elapsed.as_secs_f64()));
-    row("creates/s", &|r| creates_per_s(r).map_or("–".into(), |x| format!("{x:.0}")), &creates_per_s);
-    row("create latency p50 / p90 / p99 / max (ms)", &|r| dist(r.create), &|r| r.create.map(|s| s.p99));
-    row("watch delay from request sent, p50 / p90 / p99 / max (ms)", &|r| dist(r.watch_from_sent), &|r| r.watch_from_sent.map(|s| s.p99));
-    row("watch delay from response received, p50 / p90 / p99 / max (ms)", &|r| dist(r.watch_from_ack), &|r| r.watch_from_ack.map(|s| s.p99));
-    row("paced: create latency p50 / p90 / p99 / max (ms)", &|r| dist(r.trickle_create), &|r| r.trickle_create.map(|s| s.p99));
-    row("paced: watch delay from request sent (ms)", &|r| dist(r.trickle_watch_from_sent), &|r| r.trickle_watch_from_sent.map(|s| s.p99));
-    row("paced: watch delay from response received (ms)", &|r| dist(r.trickle_watch_from_ack), &|r| r.trickle_watch_from_ack.map(|s| s.p99));
-    row("server RSS idle → after bulk → end (MiB)", &|r| format!("{} → {} → {}", mem(r.mem_idle), mem(r.mem_after_bulk), mem(r.mem_end)), &|r| Some(mib(r.mem_after_bulk.rss_kib)));
-    row("server peak RSS, VmHWM (MiB)", &|r| mem(Memory { rss_kib: r.mem_end.hwm_kib, hwm_kib: 0 }), &|r| Some(mib(r.mem_end.hwm_kib)));
-    row("server CPU during bulk / whole run (s)", &|r| format!("{} / {}", f(r.cpu_bulk), f(r.cpu_total)), &|r| Some(r.cpu_bulk));
+    row(
+        "creates OK / failed",
+        &|r| format!("{} / {}", r.bulk_ok, r.failures.values().sum::<usize>()),
+        &|_| None,
+    );
+    row(
+        "bulk time (s)",
+        &|r| f(r.bulk_elapsed.as_secs_f64()),
+        &|r| Some(r.bulk_elapsed.as_secs_f64()),
+    );
+    row(
+        "creates/s",
+        &|r| creates_per_s(r).map_or("–".into(), |x| format!("{x:.0}")),
+        &creates_per_s,
+    );
+    row(
+        "create latency p50 / p90 / p99 / max (ms)",
+        &|r| dist(r.create),
+        &|r| r.create.map(|s| s.p99),
+    );
+    row(
+        "watch delay from request sent, p50 / p90 / p99 / max (ms)",
+        &|r| dist(r.watch_from_sent),
+        &|r| r.watch_from_sent.map(|s| s.p99),
+    );
+    row(
+        "watch delay from response received, p50 / p90 / p99 / max (ms)",
+        &|r| dist(r.watch_from_ack),
+        &|r| r.watch_from_ack.map(|s| s.p99),
+    );
+    row(
+        "paced: create latency p50 / p90 / p99 / max (ms)",
+        &|r| dist(r.trickle_create),
+        &|r| r.trickle_create.map(|s| s.p99),
+    );
+    row(
+        "paced: watch delay from request sent (ms)",
+        &|r| dist(r.trickle_watch_from_sent),
+        &|r| r.trickle_watch_from_sent.map(|s| s.p99),
+    );
+    row(
+        "paced: watch delay from response received (ms)",
+        &|r| dist(r.trickle_watch_from_ack),
+        &|r| r.trickle_watch_from_ack.map(|s| s.p99),
+    );
+    row(
+        "server RSS idle → after bulk → end (MiB)",
+        &|r| {
+            format!(
+                "{} → {} → {}",
+                mem(r.mem_idle),
+                mem(r.mem_after_bulk),
+                mem(r.mem_end)
+            )
+        },
+        &|r| Some(mib(r.mem_after_bulk.rss_kib)),
+    );
+    row(
+        "server peak RSS, VmHWM (MiB)",
+        &|r| {
+            mem(Memory {
+                rss_kib: r.mem_end.hwm_kib,
+                hwm_kib: 0,
+            })
+        },
+        &|r| Some(mib(r.mem_end.hwm_kib)),
+    );
+    row(
+        "server CPU during bulk / whole run (s)",
+        &|r| format!("{} / {}", f(r.cpu_bulk), f(r.cpu_total)),
+        &|r| Some(r.cpu_bulk),
+    );
     row(
         "watch events",
         &|r| {
-            let mut s = r.watch_events.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+            let mut s = r
+                .watch_events
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             if let Some(e) = &r.watch_ended {
                 let _ = write!(s, " (ended: {e})");
             }
@@ -170,8 +261,17 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
         );
     }
     for r in results.iter().filter(|r| !r.first_errors.is_empty()) {
-        let by: Vec<String> = r.failures.iter().map(|(s, n)| format!("HTTP {s}: {n}")).collect();
-        let _ = writeln!(o, "\nFailures against {} ({}), first ones:", r.label, by.join(", "));
+        let by: Vec<String> = r
+            .failures
+            .iter()
+            .map(|(s, n)| format!("HTTP {s}: {n}"))
+            .collect();
+        let _ = writeln!(
+            o,
+            "\nFailures against {} ({}), first ones:",
+            r.label,
+            by.join(", ")
+        );
         for e in &r.first_errors {
             let _ = writeln!(o, "- `{e}`");
         }
@@ -185,11 +285,27 @@ mod tests {
     use std::time::Duration;
 
     fn load() -> Load {
-        Load { services: 2, nodeports: 1, concurrency: 2, trickle: 0, namespace: "bench".into(), http1: false, work_dir: None, timeout: Duration::from_secs(1) }
+        Load {
+            services: 2,
+            nodeports: 1,
+            concurrency: 2,
+            trickle: 0,
+            namespace: "bench".into(),
+            http1: false,
+            work_dir: None,
+            timeout: Duration::from_secs(1),
+        }
     }
 
     fn summary(p99: f64) -> Option<Summary> {
-        Some(Summary { count: 2, p50: 1.0, p90: 2.0, p99, max: p99, min: 0.5 })
+        Some(Summary {
+            count: 2,
+            p50: 1.0,
+            p90: 2.0,
+            p99,
+            max: p99,
+            min: 0.5,
+        })
     }
 
     #[test]
@@ -203,20 +319,45 @@ mod tests {
             create: summary(30.0),
             watch_from_sent: summary(8.0),
             watch_from_ack: summary(3.0),
-            mem_end: Memory { rss_kib: 100 * 1024, hwm_kib: 150 * 1024 },
+            mem_end: Memory {
+                rss_kib: 100 * 1024,
+                hwm_kib: 150 * 1024,
+            },
             failures: [(422, 1)].into_iter().collect(),
             first_errors: vec!["POST svc-00001: HTTP 422: bad".into()],
             ..TargetResult::default()
         };
-        let base = TargetResult { label: "baseline: in-memory echo".into(), bulk_elapsed: Duration::from_secs(1), bulk_ok: 2, create: summary(3.0), ..TargetResult::default() };
-        let ctx = Context { started: "2026-12-04 16:00 UTC".into(), command: "bench".into(), machine: "2 cpus".into() };
+        let base = TargetResult {
+            label: "baseline: in-memory echo".into(),
+            bulk_elapsed: Duration::from_secs(1),
+            bulk_ok: 2,
+            create: summary(3.0),
+            ..TargetResult::default()
+        };
+        let ctx = Context {
+            started: "2026-12-04 16:00 UTC".into(),
+            command: "bench".into(),
+            machine: "2 cpus".into(),
+        };
         let text = render(&ctx, &load(), &[portico, base]);
         assert!(text.contains("| create latency p50 / p90 / p99 / max (ms) | 1.00 / 2.00 / 30.0 / 30.0 | 1.00 / 2.00 / 3.00 / 3.00 | ×10.0 |"), "{text}");
-        assert!(text.contains("| bulk time (s) | 2.00 | 1.00 | ×2.00 |"), "{text}");
-        assert!(text.contains("create p99 < 20 ms: **not met** (30.0 ms)"), "{text}");
-        assert!(text.contains("watch delay p99 < 10 ms: met from request sent (8.00 ms)"), "{text}");
+        assert!(
+            text.contains("| bulk time (s) | 2.00 | 1.00 | ×2.00 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("create p99 < 20 ms: **not met** (30.0 ms)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("watch delay p99 < 10 ms: met from request sent (8.00 ms)"),
+            "{text}"
+        );
         assert!(text.contains("RSS < 200 MiB: met (peak 150 MiB)"), "{text}");
-        assert!(text.contains("Correctness (portico server): 0 created"), "{text}");
+        assert!(
+            text.contains("Correctness (portico server): 0 created"),
+            "{text}"
+        );
         assert!(text.contains("→ **FAILED**"), "{text}");
         assert!(text.contains("- `POST svc-00001: HTTP 422: bad`"), "{text}");
     }

@@ -28,7 +28,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub enum Target {
     /// `portico server` from this binary path, with an optional `--log` filter.
-    Portico { binary: PathBuf, log: Option<String> },
+    Portico {
+        binary: PathBuf,
+        log: Option<String>,
+    },
     /// This benchmark's own baseline server (`--serve-baseline`).
     Baseline { fsync: bool },
 }
@@ -124,8 +127,14 @@ pub struct TargetResult {
 pub async fn run(target: &Target, load: &Load) -> Result<TargetResult, BenchError> {
     let io = |e: std::io::Error| BenchError::Io(format!("temp dir: {e}"));
     let tmp = match &load.work_dir {
-        Some(d) => tempfile::Builder::new().prefix("portico-bench-").tempdir_in(d).map_err(io)?,
-        None => tempfile::Builder::new().prefix("portico-bench-").tempdir().map_err(io)?,
+        Some(d) => tempfile::Builder::new()
+            .prefix("portico-bench-")
+            .tempdir_in(d)
+            .map_err(io)?,
+        None => tempfile::Builder::new()
+            .prefix("portico-bench-")
+            .tempdir()
+            .map_err(io)?,
     };
     let data = tmp.path().join("data");
     let mut cmd = match target {
@@ -134,7 +143,11 @@ pub async fn run(target: &Target, load: &Load) -> Result<TargetResult, BenchErro
             if let Some(l) = log {
                 c.arg("--log").arg(l);
             }
-            c.arg("server").arg("--data-dir").arg(&data).arg("--listen").arg("127.0.0.1:0");
+            c.arg("server")
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--listen")
+                .arg("127.0.0.1:0");
             c
         }
         Target::Baseline { fsync } => {
@@ -149,14 +162,26 @@ pub async fn run(target: &Target, load: &Load) -> Result<TargetResult, BenchErro
         }
     };
     cmd.current_dir(tmp.path());
-    let server = ServerProcess::start(cmd, &tmp.path().join("server.log"), Duration::from_secs(120)).await?;
+    let server = ServerProcess::start(
+        cmd,
+        &tmp.path().join("server.log"),
+        Duration::from_secs(120),
+    )
+    .await?;
     let outcome = tokio::time::timeout(load.timeout, drive(target, load, &server, &data)).await;
     let tail = server.log_tail(30);
     server.stop().await;
     match outcome {
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(BenchError::Server(format!("{}: {e}\nserver log tail:\n{tail}", target.label()))),
-        Err(_) => Err(BenchError::Server(format!("{}: not done within {:?}\nserver log tail:\n{tail}", target.label(), load.timeout))),
+        Ok(Err(e)) => Err(BenchError::Server(format!(
+            "{}: {e}\nserver log tail:\n{tail}",
+            target.label()
+        ))),
+        Err(_) => Err(BenchError::Server(format!(
+            "{}: not done within {:?}\nserver log tail:\n{tail}",
+            target.label(),
+            load.timeout
+        ))),
     }
 }
 
@@ -165,9 +190,14 @@ async fn ready(client: &Client) -> Result<Conn, BenchError> {
     let mut last = String::new();
     while Instant::now() < deadline {
         match client.connect().await {
-            Ok(mut conn) => match conn.call(client.request(Method::GET, "/readyz", None)?).await {
+            Ok(mut conn) => match conn
+                .call(client.request(Method::GET, "/readyz", None)?)
+                .await
+            {
                 Ok((200, _)) => return Ok(conn),
-                Ok((s, b)) => last = format!("GET /readyz: HTTP {s}: {}", String::from_utf8_lossy(&b)),
+                Ok((s, b)) => {
+                    last = format!("GET /readyz: HTTP {s}: {}", String::from_utf8_lossy(&b))
+                }
                 Err(e) => last = e.to_string(),
             },
             Err(e) => last = e.to_string(),
@@ -177,9 +207,15 @@ async fn ready(client: &Client) -> Result<Conn, BenchError> {
     Err(BenchError::Server(format!("not ready within 60 s: {last}")))
 }
 
-async fn drive(target: &Target, load: &Load, server: &ServerProcess, data: &std::path::Path) -> Result<TargetResult, BenchError> {
+async fn drive(
+    target: &Target,
+    load: &Load,
+    server: &ServerProcess,
+    data: &std::path::Path,
+) -> Result<TargetResult, BenchError> {
     let kc_path = data.join("kubeconfig.yaml");
-    let kc = std::fs::read_to_string(&kc_path).map_err(|e| BenchError::Io(format!("{}: {e}", kc_path.display())))?;
+    let kc = std::fs::read_to_string(&kc_path)
+        .map_err(|e| BenchError::Io(format!("{}: {e}", kc_path.display())))?;
     let mut creds = crate::kubeconfig::parse(&kc)?;
     // The address the server printed is where it listens (the kubeconfig may advertise another).
     creds.server = server.url.clone();
@@ -195,27 +231,67 @@ async fn drive(target: &Target, load: &Load, server: &ServerProcess, data: &std:
     };
     let ns = &load.namespace;
 
-    let ns_body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).unwrap_or_default();
-    let (status, body) = conn.call(client.request(Method::POST, "/api/v1/namespaces", Some(ns_body))?).await?;
+    let ns_body = serde_json::to_vec(
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+    )
+    .unwrap_or_default();
+    let (status, body) = conn
+        .call(client.request(Method::POST, "/api/v1/namespaces", Some(ns_body))?)
+        .await?;
     if status != 201 && status != 409 {
-        return Err(BenchError::Server(format!("POST /api/v1/namespaces: HTTP {status}: {}", String::from_utf8_lossy(&body))));
+        return Err(BenchError::Server(format!(
+            "POST /api/v1/namespaces: HTTP {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
     }
-    let list = load::get_json(&client, &mut conn, &format!("/api/v1/namespaces/{ns}/services?limit=1")).await?;
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+    let list = load::get_json(
+        &client,
+        &mut conn,
+        &format!("/api/v1/namespaces/{ns}/services?limit=1"),
+    )
+    .await?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
 
     // The watch gets its own connection so its stream never queues behind creates.
     let mut wconn = client.connect().await?;
     let wpath = format!("/api/v1/namespaces/{ns}/services?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=1800");
-    let wresp = wconn.send(client.request(Method::GET, &wpath, None)?).await?;
+    let wresp = wconn
+        .send(client.request(Method::GET, &wpath, None)?)
+        .await?;
     if wresp.status() != 200 {
-        return Err(BenchError::Server(format!("GET {wpath}: HTTP {}", wresp.status())));
+        return Err(BenchError::Server(format!(
+            "GET {wpath}: HTTP {}",
+            wresp.status()
+        )));
     }
     let stop = CancellationToken::new();
-    let watch = tokio::spawn(load::read_watch(wresp, load.services + load.trickle, stop.clone()));
+    let watch = tokio::spawn(load::read_watch(
+        wresp,
+        load.services + load.trickle,
+        stop.clone(),
+    ));
 
-    let plan: Vec<(String, bool)> = (0..load.services).map(|i| (format!("svc-{i:05}"), stats::is_nodeport(i, load.services, load.nodeports))).collect();
+    let plan: Vec<(String, bool)> = (0..load.services)
+        .map(|i| {
+            (
+                format!("svc-{i:05}"),
+                stats::is_nodeport(i, load.services, load.nodeports),
+            )
+        })
+        .collect();
     let cpu0 = server.cpu_seconds();
-    let bulk = load::create_all(&client, &conn, ns, Arc::new(plan), load.concurrency, REQUEST_TIMEOUT).await?;
+    let bulk = load::create_all(
+        &client,
+        &conn,
+        ns,
+        Arc::new(plan),
+        load.concurrency,
+        REQUEST_TIMEOUT,
+    )
+    .await?;
     r.cpu_bulk = server.cpu_seconds() - cpu0;
     r.mem_after_bulk = server.memory();
     let first = bulk.iter().map(|c| c.sent).min();
@@ -225,8 +301,18 @@ async fn drive(target: &Target, load: &Load, server: &ServerProcess, data: &std:
         _ => Duration::ZERO,
     };
 
-    let tplan: Vec<(String, bool)> = (0..load.trickle).map(|i| (format!("trickle-{i:04}"), false)).collect();
-    let trickled = load::trickle(&client, &mut conn, ns, &tplan, TRICKLE_INTERVAL, REQUEST_TIMEOUT).await;
+    let tplan: Vec<(String, bool)> = (0..load.trickle)
+        .map(|i| (format!("trickle-{i:04}"), false))
+        .collect();
+    let trickled = load::trickle(
+        &client,
+        &mut conn,
+        ns,
+        &tplan,
+        TRICKLE_INTERVAL,
+        REQUEST_TIMEOUT,
+    )
+    .await;
 
     let mut watch = watch;
     let wlog = match tokio::time::timeout(WATCH_GRACE, &mut watch).await {
@@ -235,21 +321,35 @@ async fn drive(target: &Target, load: &Load, server: &ServerProcess, data: &std:
             // Keep what arrived; the missing events show up in the correctness check.
             stop.cancel();
             let mut l = watch.await.unwrap_or_default();
-            l.ended.get_or_insert_with(|| format!("not all ADDED events within {WATCH_GRACE:?} after the last create"));
+            l.ended.get_or_insert_with(|| {
+                format!("not all ADDED events within {WATCH_GRACE:?} after the last create")
+            });
             l
         }
     };
     summarize_into(&mut r, &bulk, &trickled, &wlog);
 
     if r.is_portico {
-        let (items, took) = load::list_all(&client, &mut conn, &format!("/api/v1/namespaces/{ns}/services")).await?;
-        let ips: std::collections::HashSet<&str> = items.iter().filter_map(|s| s["spec"]["clusterIP"].as_str()).collect();
+        let (items, took) = load::list_all(
+            &client,
+            &mut conn,
+            &format!("/api/v1/namespaces/{ns}/services"),
+        )
+        .await?;
+        let ips: std::collections::HashSet<&str> = items
+            .iter()
+            .filter_map(|s| s["spec"]["clusterIP"].as_str())
+            .collect();
         r.listed = Some((items.len(), ips.len(), took));
         r.endpointslices = Some(
-            load::list_all(&client, &mut conn, &format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"))
-                .await
-                .map(|(i, _)| i.len())
-                .map_err(|e| e.to_string()),
+            load::list_all(
+                &client,
+                &mut conn,
+                &format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"),
+            )
+            .await
+            .map(|(i, _)| i.len())
+            .map_err(|e| e.to_string()),
         );
     }
     r.mem_end = server.memory();
@@ -272,28 +372,60 @@ fn signed_ms(a: Instant, b: Instant) -> f64 {
 }
 
 /// Latency and watch-delay summaries of a set of creates: (create, from sent, from ack).
-fn delays(recs: &[CreateRecord], wlog: &WatchLog) -> (Option<Summary>, Option<Summary>, Option<Summary>) {
+fn delays(
+    recs: &[CreateRecord],
+    wlog: &WatchLog,
+) -> (Option<Summary>, Option<Summary>, Option<Summary>) {
     let ok: Vec<&CreateRecord> = recs.iter().filter(|c| c.error.is_none()).collect();
     let lat: Vec<f64> = ok.iter().map(|c| ms(c.done - c.sent)).collect();
-    let from_sent: Vec<f64> = ok.iter().filter_map(|c| wlog.added.get(&c.name).map(|&t| signed_ms(t, c.sent))).collect();
-    let from_ack: Vec<f64> = ok.iter().filter_map(|c| wlog.added.get(&c.name).map(|&t| signed_ms(t, c.done))).collect();
-    (stats::summarize(&lat), stats::summarize(&from_sent), stats::summarize(&from_ack))
+    let from_sent: Vec<f64> = ok
+        .iter()
+        .filter_map(|c| wlog.added.get(&c.name).map(|&t| signed_ms(t, c.sent)))
+        .collect();
+    let from_ack: Vec<f64> = ok
+        .iter()
+        .filter_map(|c| wlog.added.get(&c.name).map(|&t| signed_ms(t, c.done)))
+        .collect();
+    (
+        stats::summarize(&lat),
+        stats::summarize(&from_sent),
+        stats::summarize(&from_ack),
+    )
 }
 
-fn summarize_into(r: &mut TargetResult, bulk: &[CreateRecord], trickled: &[CreateRecord], wlog: &WatchLog) {
+fn summarize_into(
+    r: &mut TargetResult,
+    bulk: &[CreateRecord],
+    trickled: &[CreateRecord],
+    wlog: &WatchLog,
+) {
     (r.create, r.watch_from_sent, r.watch_from_ack) = delays(bulk, wlog);
-    (r.trickle_create, r.trickle_watch_from_sent, r.trickle_watch_from_ack) = delays(trickled, wlog);
+    (
+        r.trickle_create,
+        r.trickle_watch_from_sent,
+        r.trickle_watch_from_ack,
+    ) = delays(trickled, wlog);
     let ok: Vec<Allocated> = bulk
         .iter()
         .filter(|c| c.error.is_none())
-        .map(|c| Allocated { name: c.name.clone(), nodeport_wanted: c.nodeport_wanted, cluster_ip: c.cluster_ip.clone(), node_port: c.node_port })
+        .map(|c| Allocated {
+            name: c.name.clone(),
+            nodeport_wanted: c.nodeport_wanted,
+            cluster_ip: c.cluster_ip.clone(),
+            node_port: c.node_port,
+        })
         .collect();
     r.bulk_ok = ok.len();
     r.correctness = stats::check(&ok, |n| wlog.added.contains_key(n));
     for c in bulk.iter().chain(trickled).filter(|c| c.error.is_some()) {
         *r.failures.entry(c.status).or_default() += 1;
         if r.first_errors.len() < 5 {
-            r.first_errors.push(format!("POST {}: HTTP {}: {}", c.name, c.status, c.error.as_deref().unwrap_or("")));
+            r.first_errors.push(format!(
+                "POST {}: HTTP {}: {}",
+                c.name,
+                c.status,
+                c.error.as_deref().unwrap_or("")
+            ));
         }
     }
     r.watch_events = wlog.by_type.clone();

@@ -101,7 +101,10 @@ impl Correctness {
 pub fn check(created: &[Allocated], watched: impl Fn(&str) -> bool) -> Correctness {
     let mut ips = HashSet::new();
     let mut ports = HashSet::new();
-    let mut c = Correctness { created: created.len(), ..Correctness::default() };
+    let mut c = Correctness {
+        created: created.len(),
+        ..Correctness::default()
+    };
     for a in created {
         match &a.cluster_ip {
             Some(ip) if ip != "None" && !ip.is_empty() => {
@@ -138,7 +141,10 @@ mod tests {
     fn nearest_rank_percentiles() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         let s = summarize(&v).unwrap();
-        assert_eq!((s.count, s.p50, s.p90, s.p99, s.max, s.min), (100, 50.0, 90.0, 99.0, 100.0, 1.0));
+        assert_eq!(
+            (s.count, s.p50, s.p90, s.p99, s.max, s.min),
+            (100, 50.0, 90.0, 99.0, 100.0, 1.0)
+        );
         let one = summarize(&[7.0]).unwrap();
         assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
         assert_eq!(summarize(&[]), None);
@@ -156,7 +162,12 @@ mod tests {
     }
 
     fn svc(name: &str, np: bool, ip: Option<&str>, port: Option<u16>) -> Allocated {
-        Allocated { name: name.into(), nodeport_wanted: np, cluster_ip: ip.map(Into::into), node_port: port }
+        Allocated {
+            name: name.into(),
+            nodeport_wanted: np,
+            cluster_ip: ip.map(Into::into),
+            node_port: port,
+        }
     }
 
     #[test]

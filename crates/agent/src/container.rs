@@ -354,7 +354,7 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
             });
             // Until the first success, probe faster so a pod becomes Ready
             // quickly (the kubelet also runs the first probe right away).
-            let wait = if ever_ok { t.period } else { t.period.min(Duration::from_millis(500)) };
+            let wait = if ever_ok { t.period } else { t.period.min(Duration::from_millis(200)) };
             tokio::time::sleep(wait).await;
         }
     };

@@ -8,6 +8,7 @@
 //!   namespaces (`runtime`, `container`, `process`, `netops`, `probe`).
 //! - Pure logic: `envvars`, `podfiles`, `ipam`, `status`, `image`, `names`.
 //! - [`agnhost_main`]: the built-in agnhost-compatible test server.
+//! - [`log_router`]: the agent's kubelet-style log endpoint (`logs`).
 
 mod agnhost;
 mod container;
@@ -15,6 +16,7 @@ mod envvars;
 mod error;
 mod image;
 mod ipam;
+mod logs;
 mod names;
 mod netops;
 mod node;
@@ -32,6 +34,7 @@ use std::path::PathBuf;
 pub use agnhost::agnhost_main;
 pub use envvars::{expand, service_env};
 pub use error::AgentError;
+pub use logs::{find_log, log_router, tail_lines};
 pub use podfiles::resolv_conf;
 pub use runtime::{log_path, Runtime, RuntimeConfig};
 pub use status::{pod_status, CState, ContainerRt, PodRt};
@@ -122,6 +125,7 @@ async fn serve(client: kube::Client, config: AgentConfig, runtime: std::sync::Ar
         let (client, config) = (client.clone(), config.clone());
         async move {
             let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+            let mut ready_since = ready_since;
             let mut lease = tokio::time::interval(node::LEASE_RENEW);
             let mut status = tokio::time::interval(node::STATUS_PERIOD);
             loop {
@@ -135,6 +139,7 @@ async fn serve(client: kube::Client, config: AgentConfig, runtime: std::sync::Ar
                         // Ready=Unknown while we were unreachable).
                         if let Ok(n) = api.get(&config.node_name).await {
                             if !node::reports_ready(&n) {
+                                ready_since = jiff::Timestamp::now();
                                 if let Err(e) = node::report_status(&api, &config, ready_since).await {
                                     tracing::warn!(error = %e, "node status");
                                 }

@@ -31,12 +31,33 @@ fn crash_child_server() {
         let cfg = common::config(std::path::Path::new(&dir), listener);
         let url = cfg.advertise_url.clone();
         portico_apiserver::prepare(&cfg).unwrap();
-        println!("URL {url}");
+        // Write to the real stdout (print macros are captured by the test harness).
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        writeln!(out, "URL {url}").unwrap();
+        out.flush().unwrap();
         portico_apiserver::run(cfg, std::future::pending()).await.unwrap();
     });
 }
 
-fn spawn_child(dir: &PathBuf) -> (std::process::Child, String) {
+/// Kills the child server (SIGKILL) when dropped, also when the test fails.
+struct ChildGuard(std::process::Child);
+
+impl ChildGuard {
+    fn kill9(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(dir: &PathBuf) -> ChildGuard {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child_server", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
@@ -44,14 +65,18 @@ fn spawn_child(dir: &PathBuf) -> (std::process::Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("child exited early").unwrap();
-        if let Some(u) = line.strip_prefix("URL ") {
-            break u.to_string();
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("URL ") {
+                let _ = tx.send(line);
+            }
         }
-    };
-    (child, url)
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("child server did not start");
+    guard
 }
 
 async fn send(client: &kube::Client, method: Method, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
@@ -78,7 +103,7 @@ async fn wait_ready(client: &kube::Client) {
 async fn kill9_mid_nodeport_creates_keeps_acknowledged_services_and_unique_ports() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let (mut child, _url) = spawn_child(&dir);
+    let mut child = spawn_child(&dir);
     let client = client_for(&dir.join("kubeconfig.yaml")).await;
     wait_ready(&client).await;
 
@@ -101,15 +126,14 @@ async fn kill9_mid_nodeport_creates_keeps_acknowledged_services_and_unique_ports
     while acked.lock().unwrap().len() < 40 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill9();
     for t in tasks {
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 40, "only {} creates acknowledged", acked.len());
 
-    let (mut child, _url) = spawn_child(&dir);
+    let mut child = spawn_child(&dir);
     let client = client_for(&dir.join("kubeconfig.yaml")).await;
     wait_ready(&client).await;
     let (code, list) = send(&client, Method::GET, "/api/v1/services", None).await.unwrap();
@@ -137,6 +161,5 @@ async fn kill9_mid_nodeport_creates_keeps_acknowledged_services_and_unique_ports
     assert_eq!(code, 422, "{taken_name}: {st}");
     let (code, _) = send(&client, Method::POST, "/api/v1/namespaces/default/services", Some(&nodeport_svc("fresh", None))).await.unwrap();
     assert_eq!(code, 201);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill9();
 }

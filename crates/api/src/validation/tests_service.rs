@@ -199,7 +199,7 @@ fn service_update_messages() {
 }
 
 #[test]
-fn primary_cluster_ip_can_not_be_unset_on_type_kept() {
+fn changed_cluster_ips_report_both_rules() {
     use super::test_util::errors;
     let old = stored(
         json!({"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80}]}),
@@ -254,5 +254,31 @@ fn load_balancer_status_updates() {
     assert_eq!(
         texts,
         vec!["status.loadBalancer.ingress: Forbidden: may only be used when `spec.type` is 'LoadBalancer'".to_string()]
+    );
+}
+
+#[test]
+fn unsetting_the_primary_cluster_ip_is_rejected() {
+    // Without the registry's carry-over (e.g. a caller that skips
+    // `prepare_update`), dropping the IPs is reported as Kubernetes does.
+    use crate::resource::find_kind;
+    let res = find_kind("", "Service").unwrap();
+    let mut old = stored(
+        json!({"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80}]}),
+    );
+    crate::defaults::apply(res, &mut old);
+    let mut new = old.clone();
+    new["spec"]["clusterIP"] = json!("");
+    new["spec"]["clusterIPs"] = json!([]);
+    let texts: Vec<String> = super::validate(res, &new, Some(&old))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "spec.clusterIPs[0]: Invalid value: []string{}: primary clusterIP can not be unset"
+                .to_string()
+        ]
     );
 }

@@ -45,6 +45,31 @@ pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32
     util::safe_encode(&h.to_string())
 }
 
+/// Drops nulls and empty objects/arrays recursively: `resources: {}` (what kubectl's
+/// `rollout undo` writes back) and an absent field mean the same, as Go's zero values do in
+/// Kubernetes' semantic equality.
+fn prune_empty(v: serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let m: serde_json::Map<String, Value> = m
+                .into_iter()
+                .filter_map(|(k, v)| prune_empty(v).map(|v| (k, v)))
+                .collect();
+            (!m.is_empty()).then_some(Value::Object(m))
+        }
+        Value::Array(a) => {
+            let a: Vec<Value> = a
+                .into_iter()
+                .map(|v| prune_empty(v).unwrap_or(Value::Object(Default::default())))
+                .collect();
+            (!a.is_empty()).then_some(Value::Array(a))
+        }
+        other => Some(other),
+    }
+}
+
 /// A template without the hash label, for comparisons.
 fn strip_hash(t: &PodTemplateSpec) -> serde_json::Value {
     let mut t = t.clone();
@@ -56,7 +81,7 @@ fn strip_hash(t: &PodTemplateSpec) -> serde_json::Value {
             }
         }
     }
-    serde_json::to_value(t).unwrap_or_default()
+    prune_empty(serde_json::to_value(t).unwrap_or_default()).unwrap_or_default()
 }
 
 /// Whether a ReplicaSet runs the Deployment's current template (Kubernetes' EqualIgnoreHash).
@@ -155,6 +180,15 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    #[test]
+    fn empty_fields_do_not_make_templates_differ() {
+        let mut a = template("nginx:1.25");
+        a.spec.as_mut().unwrap().containers[0].resources = Some(Default::default());
+        let b = template("nginx:1.25");
+        assert_eq!(strip_hash(&a), strip_hash(&b));
+        assert_ne!(strip_hash(&a), strip_hash(&template("nginx:1.26")));
     }
 
     #[test]

@@ -126,7 +126,9 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
     assert!(ok && out.contains("successfully rolled out"), "{out} {err}");
     let eps: Api<Endpoints> = Api::namespaced(c.client.clone(), "default");
     assert!(eps.get("nginx-service-nodeport").await.is_ok());
-    let (_, out, _) = c.kubectl(&["get", "events", "--field-selector", "reason=ScalingReplicaSet"]).await;
+    let (_, out, _) = c
+        .kubectl(&["get", "events", "--field-selector", "reason=ScalingReplicaSet", "-o", "jsonpath={.items[*].message}"])
+        .await;
     assert!(out.contains(&format!("Scaled up replica set {rs_name} from 0 to 2")), "{out}");
     c.stop().await;
 }
@@ -155,5 +157,116 @@ async fn deleting_the_deployment_removes_its_pods() {
     })
     .await;
     assert!(d.get_opt("nginx-deployment").await.unwrap().is_none());
+    c.stop().await;
+}
+
+const ROLLING: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  revisionHistoryLimit: 5
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+"#;
+
+fn ready_and_live(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn image_of(c: &Cluster) -> String {
+    let d: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
+    d.get("web").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+async fn rollout_status(c: &Cluster) {
+    let (ok, out, err) = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]).await;
+    assert!(ok && out.contains("successfully rolled out"), "rollout status: {out} {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_update_keeps_ready_replicas_then_undo_and_scale() {
+    let c = Cluster::start(default_config(), 3).await;
+    c.apply(ROLLING).await;
+    rollout_status(&c).await;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+
+    // Watch the ready, non-terminating replica count through the whole rollout.
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let monitor = {
+        let pods = pods.clone();
+        tokio::spawn(async move {
+            let mut min = usize::MAX;
+            loop {
+                if let Ok(l) = pods.list(&ListParams::default().labels("app=web")).await {
+                    min = min.min(l.items.iter().filter(|p| ready_and_live(p)).count());
+                }
+                tokio::select! {
+                    _ = &mut stop_rx => return min,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+                }
+            }
+        })
+    };
+    let (ok, _, err) = c.kubectl(&["set", "image", "deployment/web", "web=nginx:1.26"]).await;
+    assert!(ok, "{err}");
+    rollout_status(&c).await;
+    stop_tx.send(()).unwrap();
+    let min_ready = monitor.await.unwrap();
+    assert!(min_ready >= 3, "ready replicas dropped to {min_ready} with maxUnavailable 0");
+
+    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "default");
+    let rev = |rs: &ReplicaSet| rs.annotations()["deployment.kubernetes.io/revision"].clone();
+    let spec_replicas = |rs: &ReplicaSet| rs.spec.as_ref().unwrap().replicas.unwrap();
+    let image = |rs: &ReplicaSet| rs.spec.clone().unwrap().template.unwrap().spec.unwrap().containers[0].image.clone().unwrap();
+    let rss = rs_api.list(&ListParams::default().labels("app=web")).await.unwrap().items;
+    assert_eq!(rss.len(), 2);
+    let new = rss.iter().find(|r| image(r) == "nginx:1.26").unwrap();
+    let old = rss.iter().find(|r| image(r) == "nginx:1.25").unwrap();
+    assert_eq!((rev(new).as_str(), spec_replicas(new)), ("2", 3));
+    assert_eq!((rev(old).as_str(), spec_replicas(old)), ("1", 0));
+
+    // rollout undo goes back to the previous template; that ReplicaSet takes revision 3.
+    let (ok, out, err) = c.kubectl(&["rollout", "undo", "deployment/web"]).await;
+    assert!(ok, "rollout undo: {out} {err}");
+    rollout_status(&c).await;
+    assert_eq!(image_of(&c).await, "nginx:1.25");
+    let back = rs_api.get(&old.name_any()).await.unwrap();
+    assert_eq!((rev(&back).as_str(), spec_replicas(&back)), ("3", 3));
+
+    // kubectl scale.
+    let (ok, _, err) = c.kubectl(&["scale", "deployment/web", "--replicas=4"]).await;
+    assert!(ok, "{err}");
+    eventually(20, "4/4 after scale", || {
+        let c = &c;
+        async move {
+            let (_, out, _) = c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}/{.spec.replicas}"]).await;
+            (out == "4/4").then_some(())
+        }
+    })
+    .await;
     c.stop().await;
 }

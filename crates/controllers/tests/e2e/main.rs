@@ -4,5 +4,6 @@
 
 mod common;
 mod deployments;
+mod slices;
 
 use common::{default_config, eventually, Cluster};

@@ -143,8 +143,13 @@ impl Cluster {
         let want = cluster.node_ips.len();
         eventually("nodes Ready", Duration::from_secs(60), || {
             cluster.assert_running();
-            let out = cluster.kubectl(&["get", "nodes", "--no-headers"]);
-            let ready = out.lines().filter(|l| l.split_whitespace().nth(1) == Some("Ready")).count();
+            let out = cluster.kubectl(&[
+                "get",
+                "nodes",
+                "-o",
+                r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+            ]);
+            let ready = out.lines().filter(|l| *l == "True").count();
             (ready == want).then_some(())
         });
         cluster
