@@ -69,20 +69,27 @@ fn needs_cluster_ip(svc: &Value) -> bool {
 fn needs_node_ports(svc: &Value) -> bool {
     match svc_type(svc) {
         "NodePort" => true,
-        "LoadBalancer" => svc["spec"]["allocateLoadBalancerNodePorts"].as_bool().unwrap_or(true),
+        "LoadBalancer" => svc["spec"]["allocateLoadBalancerNodePorts"]
+            .as_bool()
+            .unwrap_or(true),
         _ => false,
     }
 }
 
 fn needs_hc_port(svc: &Value) -> bool {
-    svc_type(svc) == "LoadBalancer" && svc["spec"]["externalTrafficPolicy"].as_str() == Some("Local")
+    svc_type(svc) == "LoadBalancer"
+        && svc["spec"]["externalTrafficPolicy"].as_str() == Some("Local")
 }
 
 fn cluster_ip(svc: &Value) -> Option<String> {
     svc["spec"]["clusterIP"]
         .as_str()
         .filter(|s| !s.is_empty())
-        .or_else(|| svc["spec"]["clusterIPs"][0].as_str().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            svc["spec"]["clusterIPs"][0]
+                .as_str()
+                .filter(|s| !s.is_empty())
+        })
         .map(str::to_string)
 }
 
@@ -95,7 +102,11 @@ fn node_ports(svc: &Value) -> BTreeSet<u16> {
     let mut out = BTreeSet::new();
     if let Some(ports) = svc["spec"]["ports"].as_array() {
         for p in ports {
-            if let Some(n) = p["nodePort"].as_u64().and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0) {
+            if let Some(n) = p["nodePort"]
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n != 0)
+            {
                 out.insert(n);
             }
         }
@@ -104,7 +115,10 @@ fn node_ports(svc: &Value) -> BTreeSet<u16> {
 }
 
 fn hc_port(svc: &Value) -> Option<u16> {
-    svc["spec"]["healthCheckNodePort"].as_u64().and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0)
+    svc["spec"]["healthCheckNodePort"]
+        .as_u64()
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|n| *n != 0)
 }
 
 /// Every allocation key a stored Service holds (released when it is deleted).
@@ -134,8 +148,13 @@ fn carry_over(old: &Value, new: &mut Value) {
                     continue;
                 }
                 let proto = p["protocol"].as_str().unwrap_or("TCP").to_string();
-                let found = old_ports.iter().find(|o| o["port"] == p["port"] && o["protocol"].as_str().unwrap_or("TCP") == proto);
-                if let Some(n) = found.and_then(|o| o["nodePort"].as_u64()).filter(|n| *n != 0) {
+                let found = old_ports.iter().find(|o| {
+                    o["port"] == p["port"] && o["protocol"].as_str().unwrap_or("TCP") == proto
+                });
+                if let Some(n) = found
+                    .and_then(|o| o["nodePort"].as_u64())
+                    .filter(|n| *n != 0)
+                {
                     p["nodePort"] = json!(n);
                 }
             }
@@ -148,7 +167,10 @@ fn carry_over(old: &Value, new: &mut Value) {
     }
     // dropTypeDependentFields: only clear what still equals the old value.
     if svc_type(old) != svc_type(new) {
-        if !needs_cluster_ip(new) && new["spec"]["clusterIPs"] == old["spec"]["clusterIPs"] && new["spec"]["clusterIP"] == old["spec"]["clusterIP"] {
+        if !needs_cluster_ip(new)
+            && new["spec"]["clusterIPs"] == old["spec"]["clusterIPs"]
+            && new["spec"]["clusterIP"] == old["spec"]["clusterIP"]
+        {
             if let Some(spec) = new["spec"].as_object_mut() {
                 for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
                     spec.remove(f);
@@ -159,7 +181,9 @@ fn carry_over(old: &Value, new: &mut Value) {
             let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
             if let Some(ports) = new["spec"]["ports"].as_array_mut() {
                 for p in ports.iter_mut() {
-                    let same = old_ports.iter().any(|o| o["port"] == p["port"] && o["nodePort"] == p["nodePort"]);
+                    let same = old_ports
+                        .iter()
+                        .any(|o| o["port"] == p["port"] && o["nodePort"] == p["nodePort"]);
                     if same {
                         if let Some(m) = p.as_object_mut() {
                             m.remove("nodePort");
@@ -168,7 +192,9 @@ fn carry_over(old: &Value, new: &mut Value) {
                 }
             }
         }
-        if !needs_hc_port(new) && new["spec"]["healthCheckNodePort"] == old["spec"]["healthCheckNodePort"] {
+        if !needs_hc_port(new)
+            && new["spec"]["healthCheckNodePort"] == old["spec"]["healthCheckNodePort"]
+        {
             if let Some(spec) = new["spec"].as_object_mut() {
                 spec.remove("healthCheckNodePort");
             }
@@ -177,7 +203,11 @@ fn carry_over(old: &Value, new: &mut Value) {
 }
 
 fn ip_range_error(ip: &str, why: &str) -> FieldError {
-    FieldError::invalid("spec.clusterIPs", format!("[]string{{{}}}", quote(ip)), format!("failed to allocate IP {ip}: {why}"))
+    FieldError::invalid(
+        "spec.clusterIPs",
+        format!("[]string{{{}}}", quote(ip)),
+        format!("failed to allocate IP {ip}: {why}"),
+    )
 }
 
 fn port_error(field: &str, port: u16, ranges: &Ranges, in_range: bool) -> FieldError {
@@ -203,7 +233,9 @@ fn ip_at(cidr: &IpNet, offset: u64) -> Option<IpAddr> {
     match cidr.network() {
         IpAddr::V4(n) => {
             let base = u64::from(u32::from(n));
-            u32::try_from(base + offset).ok().map(|v| IpAddr::V4(Ipv4Addr::from(v)))
+            u32::try_from(base + offset)
+                .ok()
+                .map(|v| IpAddr::V4(Ipv4Addr::from(v)))
         }
         IpAddr::V6(n) => {
             let base = u128::from(n);
@@ -213,20 +245,33 @@ fn ip_at(cidr: &IpNet, offset: u64) -> Option<IpAddr> {
 }
 
 fn in_ip_range(cidr: &IpNet, ip: &IpAddr) -> bool {
-    cidr.contains(ip) && *ip != cidr.network() && (matches!(ip, IpAddr::V6(_)) || *ip != cidr.broadcast())
+    cidr.contains(ip)
+        && *ip != cidr.network()
+        && (matches!(ip, IpAddr::V6(_)) || *ip != cidr.broadcast())
 }
 
 /// Plans the allocations of a Service create (`old` = None) or update, filling in
 /// `new`'s clusterIP(s), nodePorts and healthCheckNodePort. `ports_taken` is the
 /// set of NodePorts held by other Services (a snapshot; races are caught by the
 /// claims' compares). Errors are the allocator's field errors, verbatim.
-pub(crate) fn plan(old: Option<&Value>, new: &mut Value, ranges: &Ranges, ports_taken: &BTreeSet<u16>, chooser: &mut dyn Chooser) -> Result<Plan, Vec<FieldError>> {
+pub(crate) fn plan(
+    old: Option<&Value>,
+    new: &mut Value,
+    ranges: &Ranges,
+    ports_taken: &BTreeSet<u16>,
+    chooser: &mut dyn Chooser,
+) -> Result<Plan, Vec<FieldError>> {
     if let Some(old) = old {
         carry_over(old, new);
     }
     let mut plan = Plan::default();
     let old_ip = old.and_then(allocated_ip);
-    let old_ports: BTreeSet<u16> = old.map(node_ports).unwrap_or_default().into_iter().chain(old.and_then(hc_port)).collect();
+    let old_ports: BTreeSet<u16> = old
+        .map(node_ports)
+        .unwrap_or_default()
+        .into_iter()
+        .chain(old.and_then(hc_port))
+        .collect();
 
     // ClusterIP.
     let mut new_ip = None;
@@ -236,9 +281,21 @@ pub(crate) fn plan(old: Option<&Value>, new: &mut Value, ranges: &Ranges, ports_
                 new["spec"]["clusterIPs"] = json!(["None"]);
             }
             Some(s) => {
-                let ip: IpAddr = s.parse().map_err(|_| vec![FieldError::invalid("spec.clusterIPs[0]", quote(&s), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])?;
+                let ip: IpAddr = s.parse().map_err(|_| {
+                    vec![FieldError::invalid(
+                        "spec.clusterIPs[0]",
+                        quote(&s),
+                        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                    )]
+                })?;
                 if !in_ip_range(&ranges.cidr, &ip) {
-                    return Err(vec![ip_range_error(&s, &format!("provided IP is not in the valid range. The range of valid IPs is {}", ranges.cidr))]);
+                    return Err(vec![ip_range_error(
+                        &s,
+                        &format!(
+                            "provided IP is not in the valid range. The range of valid IPs is {}",
+                            ranges.cidr
+                        ),
+                    )]);
                 }
                 if old_ip != Some(ip) {
                     plan.claims.push(Claim {
@@ -250,8 +307,17 @@ pub(crate) fn plan(old: Option<&Value>, new: &mut Value, ranges: &Ranges, ports_
             }
             None => {
                 let cap = ip_capacity(&ranges.cidr);
-                let ip = ip_at(&ranges.cidr, chooser.ip_offset(cap)).ok_or_else(|| vec![FieldError::invalid("spec.clusterIPs", "[]string{}", "failed to allocate IP: range is full")])?;
-                plan.claims.push(Claim { key: ip_key(&ip), taken_error: None });
+                let ip = ip_at(&ranges.cidr, chooser.ip_offset(cap)).ok_or_else(|| {
+                    vec![FieldError::invalid(
+                        "spec.clusterIPs",
+                        "[]string{}",
+                        "failed to allocate IP: range is full",
+                    )]
+                })?;
+                plan.claims.push(Claim {
+                    key: ip_key(&ip),
+                    taken_error: None,
+                });
                 new_ip = Some(ip);
             }
         }
@@ -260,7 +326,11 @@ pub(crate) fn plan(old: Option<&Value>, new: &mut Value, ranges: &Ranges, ports_
             new["spec"]["clusterIPs"] = json!([ip.to_string()]);
         }
         if new["spec"]["ipFamilies"].is_null() {
-            new["spec"]["ipFamilies"] = json!([if matches!(new_ip, Some(IpAddr::V6(_))) { "IPv6" } else { "IPv4" }]);
+            new["spec"]["ipFamilies"] = json!([if matches!(new_ip, Some(IpAddr::V6(_))) {
+                "IPv6"
+            } else {
+                "IPv4"
+            }]);
         }
         if new["spec"]["ipFamilyPolicy"].is_null() {
             new["spec"]["ipFamilyPolicy"] = json!("SingleStack");
@@ -274,18 +344,33 @@ pub(crate) fn plan(old: Option<&Value>, new: &mut Value, ranges: &Ranges, ports_
     let mut kept: BTreeSet<u16> = BTreeSet::new();
     let mut chosen: BTreeSet<u16> = BTreeSet::new();
     let free = |chosen: &BTreeSet<u16>, kept: &BTreeSet<u16>| -> Vec<u16> {
-        ranges.ports.clone().filter(|p| !ports_taken.contains(p) && !chosen.contains(p) && !kept.contains(p) && !old_ports.contains(p)).collect()
+        ranges
+            .ports
+            .clone()
+            .filter(|p| {
+                !ports_taken.contains(p)
+                    && !chosen.contains(p)
+                    && !kept.contains(p)
+                    && !old_ports.contains(p)
+            })
+            .collect()
     };
     let mut errors = Vec::new();
     if needs_node_ports(new) {
         let count = new["spec"]["ports"].as_array().map_or(0, Vec::len);
         for i in 0..count {
             let field = format!("spec.ports[{i}].nodePort");
-            let requested = new["spec"]["ports"][i]["nodePort"].as_u64().filter(|n| *n != 0);
+            let requested = new["spec"]["ports"][i]["nodePort"]
+                .as_u64()
+                .filter(|n| *n != 0);
             match requested {
                 Some(n) => {
                     let Ok(port) = u16::try_from(n) else {
-                        errors.push(FieldError::invalid(&field, n.to_string(), "must be between 1 and 65535, inclusive"));
+                        errors.push(FieldError::invalid(
+                            &field,
+                            n.to_string(),
+                            "must be between 1 and 65535, inclusive",
+                        ));
                         continue;
                     };
                     if !ranges.ports.contains(&port) {
@@ -297,17 +382,29 @@ pub(crate) fn plan(old: Option<&Value>, new: &mut Value, ranges: &Ranges, ports_
                         continue;
                     }
                     chosen.insert(port);
-                    plan.claims.push(Claim { key: port_key(port), taken_error: Some(port_error(&field, port, ranges, true)) });
+                    plan.claims.push(Claim {
+                        key: port_key(port),
+                        taken_error: Some(port_error(&field, port, ranges, true)),
+                    });
                 }
                 None => {
                     let candidates = free(&chosen, &kept);
-                    let Some(port) = (!candidates.is_empty()).then(|| candidates[chooser.index(candidates.len())]) else {
-                        errors.push(FieldError::invalid(&field, "0", "failed to allocate a nodePort: range is full"));
+                    let Some(port) = (!candidates.is_empty())
+                        .then(|| candidates[chooser.index(candidates.len())])
+                    else {
+                        errors.push(FieldError::invalid(
+                            &field,
+                            "0",
+                            "failed to allocate a nodePort: range is full",
+                        ));
                         continue;
                     };
                     chosen.insert(port);
                     new["spec"]["ports"][i]["nodePort"] = json!(port);
-                    plan.claims.push(Claim { key: port_key(port), taken_error: None });
+                    plan.claims.push(Claim {
+                        key: port_key(port),
+                        taken_error: None,
+                    });
                 }
             }
         }
@@ -315,7 +412,9 @@ pub(crate) fn plan(old: Option<&Value>, new: &mut Value, ranges: &Ranges, ports_
     if needs_hc_port(new) {
         let field = "spec.healthCheckNodePort";
         match hc_port(new) {
-            Some(port) if !ranges.ports.contains(&port) => errors.push(port_error(field, port, ranges, false)),
+            Some(port) if !ranges.ports.contains(&port) => {
+                errors.push(port_error(field, port, ranges, false))
+            }
             Some(port) if old_ports.contains(&port) => {
                 kept.insert(port);
             }
@@ -324,17 +423,27 @@ pub(crate) fn plan(old: Option<&Value>, new: &mut Value, ranges: &Ranges, ports_
             }
             Some(port) => {
                 chosen.insert(port);
-                plan.claims.push(Claim { key: port_key(port), taken_error: Some(port_error(field, port, ranges, true)) });
+                plan.claims.push(Claim {
+                    key: port_key(port),
+                    taken_error: Some(port_error(field, port, ranges, true)),
+                });
             }
             None => {
                 let candidates = free(&chosen, &kept);
                 if candidates.is_empty() {
-                    errors.push(FieldError::invalid(field, "0", "failed to allocate a nodePort: range is full"));
+                    errors.push(FieldError::invalid(
+                        field,
+                        "0",
+                        "failed to allocate a nodePort: range is full",
+                    ));
                 } else {
                     let port = candidates[chooser.index(candidates.len())];
                     chosen.insert(port);
                     new["spec"]["healthCheckNodePort"] = json!(port);
-                    plan.claims.push(Claim { key: port_key(port), taken_error: None });
+                    plan.claims.push(Claim {
+                        key: port_key(port),
+                        taken_error: None,
+                    });
                 }
             }
         }

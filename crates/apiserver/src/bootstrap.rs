@@ -17,7 +17,8 @@ use crate::services::{self, Expect, WriteError};
 use crate::ServerError;
 
 /// Namespaces that always exist.
-pub(crate) const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub(crate) const NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// The `offset`-th address of the range (`.1`, `.10`).
 pub(crate) fn nth_ip(cidr: &ipnet::IpNet, offset: u32) -> IpAddr {
@@ -80,7 +81,10 @@ fn info(plural: &str) -> Result<&'static ResourceInfo, ServerError> {
 pub(crate) async fn run(st: &AppState) -> Result<(), ServerError> {
     for (plural, mut obj) in objects(&st.ranges.cidr) {
         let info = info(plural)?;
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
         let key = objects::key(info, ns.as_deref(), &name);
         if st.store.get(&key).await?.is_some() {
@@ -92,7 +96,12 @@ pub(crate) async fn run(st: &AppState) -> Result<(), ServerError> {
         hooks::record_update(info, None, &mut obj, "kube-apiserver", &now);
         match services::put(st, info, &key, Expect::Missing, None, &mut obj, false).await {
             Ok(_) | Err(WriteError::Conflict) => {}
-            Err(WriteError::Api(e)) => return Err(ServerError::Bootstrap(format!("{plural}/{name}: {}", e.message))),
+            Err(WriteError::Api(e)) => {
+                return Err(ServerError::Bootstrap(format!(
+                    "{plural}/{name}: {}",
+                    e.message
+                )))
+            }
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use axum::extract::{Query, Request, State};
 use axum::response::Response;
 use axum::Router;
 use http::{header, HeaderValue, Method, StatusCode};
-use portico_api::discovery;
+use portico_api::{discovery, openapi};
 use portico_api::status::ApiError;
 use portico_store::SharedStore;
 use serde_json::Value;
@@ -52,7 +52,10 @@ impl AppState {
         let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
         else {
             return false;
         };
@@ -63,7 +66,11 @@ impl AppState {
 
 /// Token comparison that does not stop at the first differing byte.
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// One parsed REST request.
@@ -78,11 +85,17 @@ pub(crate) struct Req {
 
 impl Req {
     pub(crate) fn q(&self, k: &str) -> Option<&str> {
-        self.query.get(k).map(String::as_str).filter(|s| !s.is_empty())
+        self.query
+            .get(k)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     pub(crate) fn wants_table(&self) -> bool {
-        self.accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+        self.accept
+            .split(',')
+            .next()
+            .is_some_and(|first| first.contains("as=Table"))
     }
 
     pub(crate) fn dry_run(&self) -> bool {
@@ -93,7 +106,13 @@ impl Req {
     pub(crate) fn field_manager(&self) -> String {
         self.q("fieldManager")
             .map(str::to_string)
-            .unwrap_or_else(|| self.user_agent.split('/').next().unwrap_or("unknown").to_string())
+            .unwrap_or_else(|| {
+                self.user_agent
+                    .split('/')
+                    .next()
+                    .unwrap_or("unknown")
+                    .to_string()
+            })
     }
 }
 
@@ -102,7 +121,11 @@ pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// A JSON response with a code.
 pub(crate) fn json(code: u16, v: &Value) -> Response {
-    json_bytes(code, serde_json::to_vec(v).unwrap_or_default(), "application/json")
+    json_bytes(
+        code,
+        serde_json::to_vec(v).unwrap_or_default(),
+        "application/json",
+    )
 }
 
 pub(crate) fn json_bytes(code: u16, body: Vec<u8>, content_type: &str) -> Response {
@@ -142,19 +165,43 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let r = route(req.uri().path());
     if !matches!(r, Route::Health | Route::Version) && !st.authorized(req.headers()) {
         let resp = error(&ApiError::unauthorized());
-        st.metrics.observe("OTHER", "", 401, started.elapsed().as_secs_f64());
+        st.metrics
+            .observe("OTHER", "", 401, started.elapsed().as_secs_f64());
         return resp;
     }
-    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let (verb, resource, resp) = match r {
         Route::Health => ("GET", "", text(200, "ok")),
         Route::Version => ("GET", "", json(200, &discovery::version_info())),
         Route::Metrics => ("GET", "", text(200, &st.metrics.render())),
-        Route::CoreVersions => ("GET", "", discovery_answer(&accept, discovery::aggregated_core(), discovery::api_versions_with_address(&advertise_address(&st.advertise_url)))),
-        Route::Groups => ("GET", "", discovery_answer(&accept, discovery::aggregated_groups(), discovery::api_group_list())),
+        Route::CoreVersions => (
+            "GET",
+            "",
+            discovery_answer(
+                &accept,
+                discovery::aggregated_core(),
+                discovery::api_versions_with_address(&advertise_address(&st.advertise_url)),
+            ),
+        ),
+        Route::Groups => (
+            "GET",
+            "",
+            discovery_answer(
+                &accept,
+                discovery::aggregated_groups(),
+                discovery::api_group_list(),
+            ),
+        ),
         Route::Group(g) => {
             let list = discovery::api_group_list();
-            let found = list["groups"].as_array().and_then(|gs| gs.iter().find(|x| x["name"] == g.as_str()).cloned());
+            let found = list["groups"]
+                .as_array()
+                .and_then(|gs| gs.iter().find(|x| x["name"] == g.as_str()).cloned());
             let resp = match found {
                 Some(mut grp) => {
                     grp["kind"] = "APIGroup".into();
@@ -165,12 +212,18 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
             };
             ("GET", "", resp)
         }
-        Route::ResourceList(g, v) => ("GET", "", discovery::api_resource_list(&g, &v).map_or_else(not_found_page, |l| json(200, &l))),
+        Route::ResourceList(g, v) => (
+            "GET",
+            "",
+            discovery::api_resource_list(&g, &v).map_or_else(not_found_page, |l| json(200, &l)),
+        ),
         Route::OpenApi(p) => ("GET", "", openapi(&p)),
         Route::NotFound => ("GET", "", not_found_page()),
         Route::Resource(target) => {
             let (parts, body) = req.into_parts();
-            let query: HashMap<String, String> = Query::try_from_uri(&parts.uri).map(|q| q.0).unwrap_or_default();
+            let query: HashMap<String, String> = Query::try_from_uri(&parts.uri)
+                .map(|q| q.0)
+                .unwrap_or_default();
             let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
             let verb = verb_of(&parts.method, &target, watch);
             let resource = target.info.plural;
@@ -181,7 +234,14 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
                     return error(&e);
                 }
             };
-            let hv = |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let hv = |h: header::HeaderName| {
+                parts
+                    .headers
+                    .get(h)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
             let rq = Req {
                 target,
                 query,
@@ -194,7 +254,12 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
             (verb, resource, result.unwrap_or_else(|e| error(&e)))
         }
     };
-    st.metrics.observe(verb, resource, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    st.metrics.observe(
+        verb,
+        resource,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -211,7 +276,10 @@ async fn handle(st: &Arc<AppState>, method: &Method, verb: &str, rq: Req) -> Api
         "PATCH" if rq.target.name.is_some() => crate::rest::patch(st, rq).await,
         "DELETE" => crate::delete::delete(st, rq).await,
         "DELETECOLLECTION" => crate::delete::delete_collection(st, rq).await,
-        _ => Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({} {})", method, rq.target.info.plural))),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            method, rq.target.info.plural
+        ))),
     }
 }
 
@@ -236,13 +304,30 @@ fn advertise_address(url: &str) -> String {
 
 fn discovery_answer(accept: &str, aggregated: Value, legacy: Value) -> Response {
     if discovery::wants_aggregated(accept) {
-        json_bytes(200, serde_json::to_vec(&aggregated).unwrap_or_default(), discovery::AGGREGATED_CONTENT_TYPE)
+        json_bytes(
+            200,
+            serde_json::to_vec(&aggregated).unwrap_or_default(),
+            discovery::AGGREGATED_CONTENT_TYPE,
+        )
     } else {
         json(200, &legacy)
     }
 }
 
-/// OpenAPI documents: served by `portico_api::openapi` once it lands.
-fn openapi(_path: &str) -> Response {
-    not_found_page()
+/// OpenAPI: `/openapi/v3` index and per-group-version documents, `/openapi/v2` protobuf.
+fn openapi(path: &str) -> Response {
+    match path {
+        "v3" => json(200, &openapi::v3_index()),
+        "v2" => json_bytes(200, openapi::v2_protobuf().to_vec(), openapi::V2_PROTOBUF_CONTENT_TYPE),
+        p => match p.strip_prefix("v3/").and_then(openapi::v3_document) {
+            Some(doc) => {
+                let mut r = json(200, &doc);
+                // The index links each document with its content hash, so a
+                // hashed URL never changes and clients may cache it forever.
+                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+                r
+            }
+            None => not_found_page(),
+        },
+    }
 }

@@ -11,6 +11,10 @@
 //! - `hooks`: the seams into `portico_api` (validation, defaulting, patch, tables);
 //! - `bootstrap`: namespaces and the `kubernetes`/`kube-dns` Services on first start.
 
+// `portico_api::status::ApiError` (shared, ~130 bytes) is the error of every
+// handler; errors are the cold path, so boxing it everywhere buys nothing.
+#![allow(clippy::result_large_err)]
+
 mod alloc;
 mod bootstrap;
 mod delete;
@@ -58,7 +62,9 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             listeners: Vec::new(),
             advertise_url: advertise_url.into(),
-            service_cluster_ip_range: ipnet::IpNet::V4(ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 96, 0, 0), 12).unwrap_or_default()),
+            service_cluster_ip_range: ipnet::IpNet::V4(
+                ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 96, 0, 0), 12).unwrap_or_default(),
+            ),
             service_node_port_range: 30000..=32767,
             extra_sans: Vec::new(),
         }
@@ -111,7 +117,10 @@ pub fn prepare(config: &ServerConfig) -> Result<Prepared, ServerError> {
 }
 
 /// Serves until `shutdown` resolves.
-pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let material = pki::ensure(&config.data_dir, &config.advertise_url, &config.extra_sans)?;
     let files = pki::Files::new(&config.data_dir);
     let store: SharedStore = Arc::new(RedbStore::open(&files.store_dir)?);

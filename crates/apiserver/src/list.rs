@@ -27,8 +27,12 @@ pub(crate) fn encode_continue(c: &Continue) -> String {
 }
 
 pub(crate) fn decode_continue(s: &str) -> Result<Continue, ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     Ok(Continue {
         start_after: v["start"].as_str().ok_or_else(bad)?.to_string(),
@@ -44,13 +48,27 @@ pub(crate) struct Page {
 }
 
 /// Reads matching objects under `prefix`, at most `limit` (0 = all).
-pub(crate) async fn collect(st: &AppState, prefix: &str, sel: &Selectors, limit: usize, cont: Option<Continue>) -> Result<Page, ApiError> {
+pub(crate) async fn collect(
+    st: &AppState,
+    prefix: &str,
+    sel: &Selectors,
+    limit: usize,
+    cont: Option<Continue>,
+) -> Result<Page, ApiError> {
     let mut start_after = cont.as_ref().map(|c| c.start_after.clone());
     let mut items = Vec::new();
     let mut first_rev = None;
     loop {
-        let want = if limit == 0 { None } else { Some(SCAN_CHUNK.max(limit)) };
-        let (kvs, rev) = st.store.list(prefix, start_after.as_deref(), want).await.map_err(store_err)?;
+        let want = if limit == 0 {
+            None
+        } else {
+            Some(SCAN_CHUNK.max(limit))
+        };
+        let (kvs, rev) = st
+            .store
+            .list(prefix, start_after.as_deref(), want)
+            .await
+            .map_err(store_err)?;
         first_rev.get_or_insert(rev);
         let exhausted = want.is_none_or(|w| kvs.len() < w);
         for kv in &kvs {
@@ -63,20 +81,33 @@ pub(crate) async fn collect(st: &AppState, prefix: &str, sel: &Selectors, limit:
                 // Stop exactly at the page boundary so the token resumes after this key.
                 let more = !exhausted || kvs.last().is_some_and(|l| l.key != kv.key);
                 let rev = cont.as_ref().map_or(first_rev.unwrap_or(rev), |c| c.rv);
-                let token = more.then(|| encode_continue(&Continue { start_after: kv.key.clone(), rv: rev }));
-                return Ok(Page { items, rev, cont: token });
+                let token = more.then(|| {
+                    encode_continue(&Continue {
+                        start_after: kv.key.clone(),
+                        rv: rev,
+                    })
+                });
+                return Ok(Page {
+                    items,
+                    rev,
+                    cont: token,
+                });
             }
         }
         if exhausted {
             let rev = cont.as_ref().map_or(first_rev.unwrap_or(rev), |c| c.rv);
-            return Ok(Page { items, rev, cont: None });
+            return Ok(Page {
+                items,
+                rev,
+                cont: None,
+            });
         }
     }
 }
 
 pub(crate) async fn list(st: &Arc<AppState>, rq: Req) -> ApiResult {
     let info = rq.target.info;
-    let sel = Selectors::parse(rq.q("labelSelector"), rq.q("fieldSelector"))?;
+    let sel = Selectors::parse(rq.target.info, rq.q("labelSelector"), rq.q("fieldSelector"))?;
     let limit: usize = rq.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     let cont = rq.q("continue").map(decode_continue).transpose()?;
     let prefix = objects::prefix(info, rq.target.namespace.as_deref());
@@ -86,9 +117,15 @@ pub(crate) async fn list(st: &Arc<AppState>, rq: Req) -> ApiResult {
         if let Some(c) = &page.cont {
             meta["continue"] = json!(c);
         }
-        return Ok(json_resp(200, &hooks::table(info, &page.items, rq.q("includeObject"), meta)));
+        return Ok(json_resp(
+            200,
+            &hooks::table(info, &page.items, rq.q("includeObject"), meta),
+        ));
     }
-    Ok(json_resp(200, &objects::list(info, page.items, page.rev, page.cont, None)))
+    Ok(json_resp(
+        200,
+        &objects::list(info, page.items, page.rev, page.cont, None),
+    ))
 }
 
 #[cfg(test)]
@@ -97,7 +134,10 @@ mod tests {
 
     #[test]
     fn continue_token_round_trips() {
-        let c = Continue { start_after: "/core/services/default/b".into(), rv: 42 };
+        let c = Continue {
+            start_after: "/core/services/default/b".into(),
+            rv: 42,
+        };
         assert_eq!(decode_continue(&encode_continue(&c)).unwrap(), c);
         assert_eq!(decode_continue("!!").unwrap_err().code, 400);
     }

@@ -19,15 +19,32 @@ impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<Labels, Counter>::default();
-        let latency = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
-        registry.register("apiserver_request", "API requests by verb, resource and HTTP code", requests.clone());
-        registry.register("apiserver_request_duration_seconds", "API request latency by verb and resource", latency.clone());
-        Self { registry, requests, latency }
+        let latency = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "apiserver_request",
+            "API requests by verb, resource and HTTP code",
+            requests.clone(),
+        );
+        registry.register(
+            "apiserver_request_duration_seconds",
+            "API request latency by verb and resource",
+            latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+        }
     }
 
     /// Records one finished request.
     pub(crate) fn observe(&self, verb: &str, resource: &str, code: u16, seconds: f64) {
-        let base = vec![("verb".to_string(), verb.to_string()), ("resource".to_string(), resource.to_string())];
+        let base = vec![
+            ("verb".to_string(), verb.to_string()),
+            ("resource".to_string(), resource.to_string()),
+        ];
         let mut with_code = base.clone();
         with_code.push(("code".to_string(), code.to_string()));
         self.requests.get_or_create(&with_code).inc();
@@ -57,7 +74,17 @@ mod tests {
         m.observe("GET", "services", 200, 0.001);
         m.observe("GET", "services", 200, 0.002);
         let text = m.render();
-        assert!(text.contains("apiserver_request_total{verb=\"GET\",resource=\"services\",code=\"200\"} 2"), "{text}");
-        assert!(text.contains("apiserver_request_duration_seconds_count{verb=\"GET\",resource=\"services\"} 2"), "{text}");
+        assert!(
+            text.contains(
+                "apiserver_request_total{verb=\"GET\",resource=\"services\",code=\"200\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "apiserver_request_duration_seconds_count{verb=\"GET\",resource=\"services\"} 2"
+            ),
+            "{text}"
+        );
     }
 }

@@ -38,7 +38,8 @@ pub(crate) fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
 
 /// Parses stored bytes and stamps `metadata.resourceVersion` = `rev`.
 pub(crate) fn decode_at(bytes: &[u8], rev: u64) -> Result<Value, ApiError> {
-    let mut v: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
+    let mut v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::internal(format!("stored object is not JSON: {e}")))?;
     set_rv(&mut v, rev);
     Ok(v)
 }
@@ -82,7 +83,11 @@ pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -97,7 +102,14 @@ pub(crate) fn has_status_subresource(info: &ResourceInfo) -> bool {
 }
 
 /// Metadata fields clients cannot set or change on update: copied from the old object.
-const SYSTEM_FIELDS: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink"];
+const SYSTEM_FIELDS: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+];
 
 /// Prepares a new object for create: system metadata, generation, no status for
 /// kinds with a status subresource unless `keep_status`.
@@ -148,7 +160,11 @@ pub(crate) fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) 
     }
     if has_generation(new) {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
-        let next = if old.get("spec") != new.get("spec") { g + 1 } else { g.max(1) };
+        let next = if old.get("spec") != new.get("spec") {
+            g + 1
+        } else {
+            g.max(1)
+        };
         meta_mut(new).insert("generation".into(), json!(next));
     }
     new["apiVersion"] = json!(info.api_version());
@@ -178,11 +194,19 @@ pub(crate) fn status_update(old: &Value, requested: &Value) -> Value {
 /// The 5 random characters kube-apiserver appends for `generateName`.
 pub(crate) fn name_suffix(rng: &mut impl rand::Rng) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// `{Kind}List` wrapper as kube-apiserver returns it.
-pub(crate) fn list(info: &ResourceInfo, items: Vec<Value>, rev: u64, cont: Option<String>, remaining: Option<u64>) -> Value {
+pub(crate) fn list(
+    info: &ResourceInfo,
+    items: Vec<Value>,
+    rev: u64,
+    cont: Option<String>,
+    remaining: Option<u64>,
+) -> Value {
     let mut meta = Map::new();
     meta.insert("resourceVersion".into(), json!(rev.to_string()));
     if let Some(c) = cont {
@@ -202,7 +226,10 @@ mod tests {
     #[test]
     fn keys_and_prefixes() {
         let svc = find("", "v1", "services").unwrap();
-        assert_eq!(key(svc, Some("default"), "web"), "/core/services/default/web");
+        assert_eq!(
+            key(svc, Some("default"), "web"),
+            "/core/services/default/web"
+        );
         assert_eq!(prefix(svc, None), "/core/services/");
         let ns = find("", "v1", "namespaces").unwrap();
         assert_eq!(key(ns, Some("ignored"), "a"), "/core/namespaces/a");
@@ -223,14 +250,23 @@ mod tests {
         new["metadata"]["labels"] = json!({"a": "b"});
         new["status"] = json!({"x": 2});
         prepare_update(d, &obj, &mut new);
-        assert_eq!(new["metadata"]["generation"], 1, "label change does not bump generation");
-        assert_eq!(new["status"]["x"], 1, "status only changes through the subresource");
+        assert_eq!(
+            new["metadata"]["generation"], 1,
+            "label change does not bump generation"
+        );
+        assert_eq!(
+            new["status"]["x"], 1,
+            "status only changes through the subresource"
+        );
         let mut new2 = new.clone();
         new2["spec"]["replicas"] = json!(3);
         prepare_update(d, &new, &mut new2);
         assert_eq!(new2["metadata"]["generation"], 2);
         let st = status_update(&new2, &json!({"status": {"x": 5}, "spec": {"replicas": 9}}));
-        assert_eq!((st["status"]["x"].clone(), st["spec"]["replicas"].clone()), (json!(5), json!(3)));
+        assert_eq!(
+            (st["status"]["x"].clone(), st["spec"]["replicas"].clone()),
+            (json!(5), json!(3))
+        );
     }
 
     #[test]

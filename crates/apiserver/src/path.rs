@@ -41,7 +41,9 @@ pub(crate) struct Target {
 }
 
 fn find_in(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Parses a request path (without query).
@@ -65,7 +67,12 @@ pub(crate) fn route(path: &str) -> Route {
     }
 }
 
-fn target(info: &'static ResourceInfo, namespace: Option<&str>, name: Option<&str>, sub: Option<&str>) -> Route {
+fn target(
+    info: &'static ResourceInfo,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    sub: Option<&str>,
+) -> Route {
     if let Some(s) = sub {
         if !info.subresources.contains(&s) {
             return Route::NotFound;
@@ -122,15 +129,24 @@ mod tests {
     #[test]
     fn core_and_group_paths() {
         let t = res("/api/v1/namespaces/default/services/web");
-        assert_eq!((t.info.plural, t.namespace.as_deref(), t.name.as_deref()), ("services", Some("default"), Some("web")));
+        assert_eq!(
+            (t.info.plural, t.namespace.as_deref(), t.name.as_deref()),
+            ("services", Some("default"), Some("web"))
+        );
         let t = res("/api/v1/services");
         assert_eq!((t.namespace, t.name), (None, None));
         let t = res("/apis/apps/v1/namespaces/ns/deployments/d/scale");
         assert_eq!(t.subresource.as_deref(), Some("scale"));
         let t = res("/api/v1/namespaces/kube-system");
-        assert_eq!((t.info.plural, t.name.as_deref()), ("namespaces", Some("kube-system")));
+        assert_eq!(
+            (t.info.plural, t.name.as_deref()),
+            ("namespaces", Some("kube-system"))
+        );
         let t = res("/api/v1/namespaces/x/finalize");
-        assert_eq!((t.name.as_deref(), t.subresource.as_deref()), (Some("x"), Some("finalize")));
+        assert_eq!(
+            (t.name.as_deref(), t.subresource.as_deref()),
+            (Some("x"), Some("finalize"))
+        );
         let t = res("/api/v1/namespaces/x/status");
         assert_eq!(t.subresource.as_deref(), Some("status"));
         let t = res("/api/v1/nodes/n1/status");
@@ -140,9 +156,15 @@ mod tests {
     #[test]
     fn discovery_and_unknown_paths() {
         assert_eq!(route("/api"), Route::CoreVersions);
-        assert_eq!(route("/apis/apps/v1"), Route::ResourceList("apps".into(), "v1".into()));
+        assert_eq!(
+            route("/apis/apps/v1"),
+            Route::ResourceList("apps".into(), "v1".into())
+        );
         assert_eq!(route("/healthz/ping"), Route::Health);
-        assert_eq!(route("/api/v1/namespaces/a/services/b/nope"), Route::NotFound);
+        assert_eq!(
+            route("/api/v1/namespaces/a/services/b/nope"),
+            Route::NotFound
+        );
         assert_eq!(route("/api/v1/widgets"), Route::NotFound);
         assert_eq!(route("/api/v1/services/x"), Route::NotFound);
     }

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rand::RngCore;
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 
 use crate::ServerError;
 
@@ -72,7 +75,10 @@ fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
     f.write_all(contents.as_bytes()).map_err(io(path))
 }
 
-fn read_or_create(path: &Path, make: impl FnOnce() -> Result<String, ServerError>) -> Result<String, ServerError> {
+fn read_or_create(
+    path: &Path,
+    make: impl FnOnce() -> Result<String, ServerError>,
+) -> Result<String, ServerError> {
     match fs::read_to_string(path) {
         Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
         _ => {
@@ -97,13 +103,24 @@ fn ca_params() -> Result<CertificateParams, ServerError> {
     dn.push(DnType::CommonName, "portico-ca");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     Ok(params)
 }
 
 /// SANs of the serving certificate: localhost, 127.0.0.1, the advertise host and extras.
 pub(crate) fn server_sans(advertise_url: &str, extra: &[String]) -> Vec<String> {
-    let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string(), "kubernetes".to_string(), "kubernetes.default".to_string(), "kubernetes.default.svc".to_string(), "kubernetes.default.svc.cluster.local".to_string()];
+    let mut sans = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "kubernetes".to_string(),
+        "kubernetes.default".to_string(),
+        "kubernetes.default.svc".to_string(),
+        "kubernetes.default.svc.cluster.local".to_string(),
+    ];
     if let Some(host) = advertise_host(advertise_url) {
         sans.push(host);
     }
@@ -130,12 +147,18 @@ fn advertise_host(url: &str) -> Option<String> {
 }
 
 /// Creates or loads all material under `dir`.
-pub(crate) fn ensure(dir: &Path, advertise_url: &str, extra_sans: &[String]) -> Result<Material, ServerError> {
+pub(crate) fn ensure(
+    dir: &Path,
+    advertise_url: &str,
+    extra_sans: &[String],
+) -> Result<Material, ServerError> {
     let files = Files::new(dir);
     let pki = dir.join("pki");
     fs::create_dir_all(&pki).map_err(io(&pki))?;
 
-    let ca_key_pem = read_or_create(&files.ca_key, || Ok(KeyPair::generate().map_err(tls)?.serialize_pem()))?;
+    let ca_key_pem = read_or_create(&files.ca_key, || {
+        Ok(KeyPair::generate().map_err(tls)?.serialize_pem())
+    })?;
     let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(tls)?;
     let ca_cert_pem = match fs::read_to_string(&files.ca_cert) {
         Ok(s) if s.contains("BEGIN CERTIFICATE") => s,
@@ -149,7 +172,9 @@ pub(crate) fn ensure(dir: &Path, advertise_url: &str, extra_sans: &[String]) -> 
     let sans = server_sans(advertise_url, extra_sans);
     let sans_line = sans.join(",");
     let existing_sans = fs::read_to_string(&files.server_sans).unwrap_or_default();
-    let server_key_pem = read_or_create(&files.server_key, || Ok(KeyPair::generate().map_err(tls)?.serialize_pem()))?;
+    let server_key_pem = read_or_create(&files.server_key, || {
+        Ok(KeyPair::generate().map_err(tls)?.serialize_pem())
+    })?;
     let server_cert_pem = match fs::read_to_string(&files.server_cert) {
         Ok(s) if s.contains("BEGIN CERTIFICATE") && existing_sans.trim() == sans_line => s,
         _ => {
@@ -170,7 +195,10 @@ pub(crate) fn ensure(dir: &Path, advertise_url: &str, extra_sans: &[String]) -> 
 
     let admin_token = read_or_create(&files.admin_token, || Ok(random_token()))?;
     let node_token = read_or_create(&files.node_token, || Ok(random_token()))?;
-    write_private(&files.kubeconfig, &kubeconfig(advertise_url, &ca_cert_pem, &admin_token))?;
+    write_private(
+        &files.kubeconfig,
+        &kubeconfig(advertise_url, &ca_cert_pem, &admin_token),
+    )?;
     Ok(Material {
         ca_cert_pem,
         server_cert_pem,
@@ -194,7 +222,10 @@ mod tests {
 
     #[test]
     fn sans_include_defaults_advertise_host_and_extras() {
-        let sans = server_sans("https://10.0.0.5:6443", &["api.example".to_string(), "localhost".to_string()]);
+        let sans = server_sans(
+            "https://10.0.0.5:6443",
+            &["api.example".to_string(), "localhost".to_string()],
+        );
         assert_eq!(&sans[..2], ["localhost", "127.0.0.1"]);
         assert!(sans.contains(&"10.0.0.5".to_string()));
         assert!(sans.contains(&"api.example".to_string()));
@@ -211,7 +242,12 @@ mod tests {
         assert_eq!(a.server_cert_pem, b.server_cert_pem);
         assert_eq!(a.admin_token, b.admin_token);
         assert_ne!(a.admin_token, a.node_token);
-        let c = ensure(dir.path(), "https://127.0.0.1:6443", &["extra.example".to_string()]).unwrap();
+        let c = ensure(
+            dir.path(),
+            "https://127.0.0.1:6443",
+            &["extra.example".to_string()],
+        )
+        .unwrap();
         assert_eq!(a.ca_cert_pem, c.ca_cert_pem);
         assert_ne!(a.server_cert_pem, c.server_cert_pem);
         let kc = fs::read_to_string(dir.path().join("kubeconfig.yaml")).unwrap();

@@ -17,7 +17,9 @@ const UPDATE_RETRIES: usize = 8;
 
 /// The current time as Kubernetes writes it (RFC 3339, seconds, UTC).
 pub(crate) fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 pub(crate) fn store_err(e: portico_store::StoreError) -> ApiError {
@@ -25,13 +27,20 @@ pub(crate) fn store_err(e: portico_store::StoreError) -> ApiError {
 }
 
 pub(crate) fn parse_body(rq: &Req) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: json parse error: {e}")))?;
+    let v: Value = serde_json::from_slice(&rq.body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized: json parse error: {e}"
+        ))
+    })?;
     if !v.is_object() {
-        return Err(ApiError::bad_request("the object provided is unrecognized: not a JSON object"));
+        return Err(ApiError::bad_request(
+            "the object provided is unrecognized: not a JSON object",
+        ));
     }
     if rq.q("fieldValidation") == Some("Strict") {
         hooks::strict_check(rq.target.info, &rq.body)?;
     }
+    hooks::decode_check(rq.target.info, &v)?;
     Ok(v)
 }
 
@@ -49,7 +58,12 @@ pub(crate) fn not_found(info: &ResourceInfo, name: &str) -> ApiError {
 
 /// Reads the addressed object or 404.
 pub(crate) async fn read(st: &AppState, rq: &Req) -> Result<(KeyValue, Value), ApiError> {
-    let kv = st.store.get(&key_of(rq)).await.map_err(store_err)?.ok_or_else(|| not_found(rq.target.info, name_of(rq)))?;
+    let kv = st
+        .store
+        .get(&key_of(rq))
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| not_found(rq.target.info, name_of(rq)))?;
     let obj = objects::decode(&kv)?;
     Ok((kv, obj))
 }
@@ -58,7 +72,15 @@ pub(crate) async fn read(st: &AppState, rq: &Req) -> Result<(KeyValue, Value), A
 pub(crate) fn respond(rq: &Req, code: u16, obj: &Value) -> ApiResult {
     if rq.wants_table() {
         let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"].clone()});
-        return Ok(json_resp(code, &hooks::table(rq.target.info, std::slice::from_ref(obj), rq.q("includeObject"), meta)));
+        return Ok(json_resp(
+            code,
+            &hooks::table(
+                rq.target.info,
+                std::slice::from_ref(obj),
+                rq.q("includeObject"),
+                meta,
+            ),
+        ));
     }
     Ok(json_resp(code, obj))
 }
@@ -73,7 +95,11 @@ fn bind_namespace(rq: &Req, obj: &mut Value) -> Result<(), ApiError> {
     if !rq.target.info.namespaced {
         return Ok(());
     }
-    let ns = rq.target.namespace.clone().ok_or_else(|| ApiError::method_not_allowed("the server does not allow this method on the requested resource"))?;
+    let ns = rq.target.namespace.clone().ok_or_else(|| {
+        ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )
+    })?;
     if let Some(body_ns) = meta_str(obj, "namespace") {
         if body_ns != ns {
             return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
@@ -84,9 +110,20 @@ fn bind_namespace(rq: &Req, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// A namespaced create needs its namespace to exist and not be terminating.
-async fn check_namespace(st: &AppState, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
-    let ns_info = portico_api::resource::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("namespaces not registered"))?;
-    let kv = st.store.get(&objects::key(ns_info, None, ns)).await.map_err(store_err)?.ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
+async fn check_namespace(
+    st: &AppState,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let ns_info = portico_api::resource::find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces not registered"))?;
+    let kv = st
+        .store
+        .get(&objects::key(ns_info, None, ns))
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::not_found("", "namespaces", ns))?;
     let nso = objects::decode(&kv)?;
     if nso["status"]["phase"] == "Terminating" || meta_str(&nso, "deletionTimestamp").is_some() {
         let mut e = ApiError::forbidden(format!(
@@ -94,7 +131,9 @@ async fn check_namespace(st: &AppState, info: &ResourceInfo, ns: &str, name: &st
             info.qualified_plural(),
             name
         ));
-        e.details = Some(json!({"name": name, "kind": info.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}));
+        e.details = Some(
+            json!({"name": name, "kind": info.plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}),
+        );
         return Err(e);
     }
     Ok(())
@@ -111,7 +150,11 @@ fn kind_create_defaults(info: &ResourceInfo, obj: &mut Value) {
 }
 
 /// Creates `obj` (already bound to its namespace) and returns it as stored.
-pub(crate) async fn create_object(st: &AppState, rq: &Req, mut obj: Value) -> Result<Value, ApiError> {
+pub(crate) async fn create_object(
+    st: &AppState,
+    rq: &Req,
+    mut obj: Value,
+) -> Result<Value, ApiError> {
     let info = rq.target.info;
     if meta_str(&obj, "name").is_none() {
         match meta_str(&obj, "generateName").map(str::to_string) {
@@ -120,7 +163,15 @@ pub(crate) async fn create_object(st: &AppState, rq: &Req, mut obj: Value) -> Re
                 meta_mut(&mut obj).insert("name".into(), json!(name));
             }
             None => {
-                return Err(ApiError::invalid(info.group, info.kind, "", &[FieldError::required("metadata.name", "name or generateName is required")]));
+                return Err(ApiError::invalid(
+                    info.group,
+                    info.kind,
+                    "",
+                    &[FieldError::required(
+                        "metadata.name",
+                        "name or generateName is required",
+                    )],
+                ));
             }
         }
     }
@@ -138,7 +189,17 @@ pub(crate) async fn create_object(st: &AppState, rq: &Req, mut obj: Value) -> Re
     }
     hooks::record_update(info, None, &mut obj, &rq.field_manager(), &now);
     let key = objects::key(info, rq.target.namespace.as_deref(), &name);
-    match services::put(st, info, &key, Expect::Missing, None, &mut obj, rq.dry_run()).await {
+    match services::put(
+        st,
+        info,
+        &key,
+        Expect::Missing,
+        None,
+        &mut obj,
+        rq.dry_run(),
+    )
+    .await
+    {
         Ok(rev) => {
             objects::set_rv(&mut obj, rev);
             Ok(obj)
@@ -164,7 +225,14 @@ pub(crate) enum Updated {
 
 /// Validates and writes `new` over `old` (read at `kv`). A `precondition` RV
 /// mismatch is a 409; otherwise a lost race returns `Conflict` for the caller to retry.
-pub(crate) async fn write_update(st: &AppState, rq: &Req, kv: &KeyValue, old: &Value, mut new: Value, record: bool) -> Result<Updated, WriteError> {
+pub(crate) async fn write_update(
+    st: &AppState,
+    rq: &Req,
+    kv: &KeyValue,
+    old: &Value,
+    mut new: Value,
+    record: bool,
+) -> Result<Updated, WriteError> {
     let info = rq.target.info;
     let name = name_of(rq).to_string();
     if let Some(rv) = meta_str(&new, "resourceVersion") {
@@ -173,7 +241,11 @@ pub(crate) async fn write_update(st: &AppState, rq: &Req, kv: &KeyValue, old: &V
         }
     }
     if meta_str(&new, "name").is_some_and(|n| n != name) {
-        return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta_str(&new, "name").unwrap_or(""))).into());
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            meta_str(&new, "name").unwrap_or("")
+        ))
+        .into());
     }
     meta_mut(&mut new).insert("name".into(), json!(name));
     if let Some(ns) = rq.target.namespace.as_deref().filter(|_| info.namespaced) {
@@ -183,13 +255,24 @@ pub(crate) async fn write_update(st: &AppState, rq: &Req, kv: &KeyValue, old: &V
         objects::prepare_update(info, old, &mut new);
     }
     hooks::default_object(info, &mut new);
-    let errs = hooks::validate(info, &new, Some(old));
+    let errs = match rq.target.subresource.as_deref() {
+        Some("status") => hooks::validate_status(info, &new, old),
+        // Other subresources (scale, finalize, binding) build `new` from `old` themselves.
+        Some(_) => hooks::validate(info, &new, Some(old)),
+        None => {
+            hooks::prepare_update(info, &mut new, old);
+            hooks::validate(info, &new, Some(old))
+        }
+    };
     if !errs.is_empty() {
         return Err(ApiError::invalid(info.group, info.kind, &name, &errs).into());
     }
     let key = key_of(rq);
     // Removing the last finalizer of an object being deleted deletes it.
-    if meta_str(&new, "deletionTimestamp").is_some() && objects::finalizers(&new).is_empty() && !is_namespace_waiting(info, &new) {
+    if meta_str(&new, "deletionTimestamp").is_some()
+        && objects::finalizers(&new).is_empty()
+        && !is_namespace_waiting(info, &new)
+    {
         if rq.dry_run() {
             return Ok(Updated::Deleted(new));
         }
@@ -200,14 +283,27 @@ pub(crate) async fn write_update(st: &AppState, rq: &Req, kv: &KeyValue, old: &V
     if record {
         hooks::record_update(info, Some(old), &mut new, &rq.field_manager(), &now());
     }
-    let rev = services::put(st, info, &key, Expect::Rev(kv.mod_revision), Some(old), &mut new, rq.dry_run()).await?;
+    let rev = services::put(
+        st,
+        info,
+        &key,
+        Expect::Rev(kv.mod_revision),
+        Some(old),
+        &mut new,
+        rq.dry_run(),
+    )
+    .await?;
     objects::set_rv(&mut new, rev);
     Ok(Updated::Object(new))
 }
 
 /// A deleting namespace waits for its `spec.finalizers` (emptied via `/finalize`).
 pub(crate) fn is_namespace_waiting(info: &ResourceInfo, obj: &Value) -> bool {
-    info.group.is_empty() && info.kind == "Namespace" && obj["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty())
+    info.group.is_empty()
+        && info.kind == "Namespace"
+        && obj["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
 }
 
 fn updated_response(rq: &Req, u: Updated) -> ApiResult {
@@ -225,17 +321,27 @@ pub(crate) async fn update(st: &Arc<AppState>, rq: Req) -> ApiResult {
             Ok(u) => return updated_response(&rq, u),
             Err(WriteError::Api(e)) => return Err(e),
             Err(WriteError::Conflict) if has_precondition => {
-                return Err(ApiError::conflict(rq.target.info.group, rq.target.info.plural, name_of(&rq)));
+                return Err(ApiError::conflict(
+                    rq.target.info.group,
+                    rq.target.info.plural,
+                    name_of(&rq),
+                ));
             }
             Err(WriteError::Conflict) => continue,
         }
     }
-    Err(ApiError::conflict(rq.target.info.group, rq.target.info.plural, name_of(&rq)))
+    Err(ApiError::conflict(
+        rq.target.info.group,
+        rq.target.info.plural,
+        name_of(&rq),
+    ))
 }
 
 pub(crate) async fn patch(st: &Arc<AppState>, rq: Req) -> ApiResult {
-    let kind = PatchKind::from_content_type(&rq.content_type).ok_or_else(|| ApiError::unsupported_media_type(&rq.content_type))?;
-    let body: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let kind = PatchKind::from_content_type(&rq.content_type)
+        .ok_or_else(|| ApiError::unsupported_media_type(&rq.content_type))?;
+    let body: Value = serde_json::from_slice(&rq.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     if kind == PatchKind::Apply && rq.q("fieldValidation") == Some("Strict") {
         hooks::strict_check(rq.target.info, &rq.body)?;
     }
@@ -246,7 +352,14 @@ pub(crate) async fn patch(st: &Arc<AppState>, rq: Req) -> ApiResult {
         let Some(kv) = current else {
             if kind == PatchKind::Apply {
                 // Server-side apply creates missing objects.
-                let mut obj = hooks::server_side_apply(info, None, &body, &rq.field_manager(), force, &now())?;
+                let mut obj = hooks::server_side_apply(
+                    info,
+                    None,
+                    &body,
+                    &rq.field_manager(),
+                    force,
+                    &now(),
+                )?;
                 bind_namespace(&rq, &mut obj)?;
                 meta_mut(&mut obj).insert("name".into(), json!(name_of(&rq)));
                 match create_object(st, &rq, obj).await {
@@ -259,15 +372,29 @@ pub(crate) async fn patch(st: &Arc<AppState>, rq: Req) -> ApiResult {
         };
         let old = objects::decode(&kv)?;
         let (new, record) = match kind {
-            PatchKind::Apply => (hooks::server_side_apply(info, Some(&old), &body, &rq.field_manager(), force, &now())?, false),
+            PatchKind::Apply => (
+                hooks::server_side_apply(
+                    info,
+                    Some(&old),
+                    &body,
+                    &rq.field_manager(),
+                    force,
+                    &now(),
+                )?,
+                false,
+            ),
             _ => (hooks::apply_patch(info, kind, &old, &body)?, true),
         };
         // A patch may carry a resourceVersion precondition; otherwise it applies to what was read.
-        let precondition = body["metadata"]["resourceVersion"].as_str().is_some_and(|s| !s.is_empty());
+        let precondition = body["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty());
         match write_update(st, &rq, &kv, &old, new, record).await {
             Ok(u) => return updated_response(&rq, u),
             Err(WriteError::Api(e)) => return Err(e),
-            Err(WriteError::Conflict) if precondition => return Err(ApiError::conflict(info.group, info.plural, name_of(&rq))),
+            Err(WriteError::Conflict) if precondition => {
+                return Err(ApiError::conflict(info.group, info.plural, name_of(&rq)))
+            }
             Err(WriteError::Conflict) => continue,
         }
     }

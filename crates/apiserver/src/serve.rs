@@ -33,13 +33,20 @@ fn tls_config(m: &Material) -> Result<rustls::ServerConfig, ServerError> {
 }
 
 /// Serves HTTPS on every listener until `shutdown` resolves.
-pub(crate) async fn serve(state: Arc<AppState>, listeners: Vec<std::net::TcpListener>, material: &Material, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub(crate) async fn serve(
+    state: Arc<AppState>,
+    listeners: Vec<std::net::TcpListener>,
+    material: &Material,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(material)?));
     let router = crate::http::router(state);
     let mut tasks = JoinSet::new();
     for l in listeners {
-        l.set_nonblocking(true).map_err(|e| ServerError::Io(e.to_string()))?;
-        let listener = tokio::net::TcpListener::from_std(l).map_err(|e| ServerError::Io(e.to_string()))?;
+        l.set_nonblocking(true)
+            .map_err(|e| ServerError::Io(e.to_string()))?;
+        let listener =
+            tokio::net::TcpListener::from_std(l).map_err(|e| ServerError::Io(e.to_string()))?;
         let acceptor = acceptor.clone();
         let router = router.clone();
         tasks.spawn(async move {
@@ -62,7 +69,10 @@ pub(crate) async fn serve(state: Arc<AppState>, listeners: Vec<std::net::TcpList
                         return;
                     };
                     let builder = auto::Builder::new(TokioExecutor::new());
-                    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await {
+                    if let Err(e) = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                        .await
+                    {
                         tracing::debug!(error = %e, "connection ended");
                     }
                 });

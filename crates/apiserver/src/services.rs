@@ -61,8 +61,19 @@ fn is_service(info: &ResourceInfo) -> bool {
 }
 
 async fn ports_taken(st: &AppState) -> Result<BTreeSet<u16>, ApiError> {
-    let (kvs, _) = st.store.list(PORT_PREFIX, None, None).await.map_err(store_err)?;
-    Ok(kvs.iter().filter_map(|kv| kv.key.strip_prefix(PORT_PREFIX).and_then(|p| p.parse().ok())).collect())
+    let (kvs, _) = st
+        .store
+        .list(PORT_PREFIX, None, None)
+        .await
+        .map_err(store_err)?;
+    Ok(kvs
+        .iter()
+        .filter_map(|kv| {
+            kv.key
+                .strip_prefix(PORT_PREFIX)
+                .and_then(|p| p.parse().ok())
+        })
+        .collect())
 }
 
 fn compare_for(key: &str, expect: Expect) -> Compare {
@@ -75,13 +86,29 @@ fn compare_for(key: &str, expect: Expect) -> Compare {
 /// Writes `obj` at `key` if the key is as expected. For Services, allocates and
 /// fills in ClusterIP/NodePorts (mutating `obj`) and releases what the update
 /// dropped. With `dry_run` nothing is written. Returns the new revision.
-pub(crate) async fn put(st: &AppState, info: &ResourceInfo, key: &str, expect: Expect, old: Option<&Value>, obj: &mut Value, dry_run: bool) -> Result<u64, WriteError> {
+pub(crate) async fn put(
+    st: &AppState,
+    info: &ResourceInfo,
+    key: &str,
+    expect: Expect,
+    old: Option<&Value>,
+    obj: &mut Value,
+    dry_run: bool,
+) -> Result<u64, WriteError> {
     if !is_service(info) {
         let bytes = objects::encode(obj)?;
         if dry_run {
             return Ok(st.store.current_revision());
         }
-        return match st.store.txn(vec![compare_for(key, expect)], vec![Op::Put(key.to_string(), bytes)]).await.map_err(store_err)? {
+        return match st
+            .store
+            .txn(
+                vec![compare_for(key, expect)],
+                vec![Op::Put(key.to_string(), bytes)],
+            )
+            .await
+            .map_err(store_err)?
+        {
             TxnOutcome::Committed(rev) => Ok(rev),
             TxnOutcome::Failed { .. } => Err(WriteError::Conflict),
         };
@@ -96,12 +123,23 @@ pub(crate) async fn put(st: &AppState, info: &ResourceInfo, key: &str, expect: E
     for _ in 0..ALLOC_ATTEMPTS {
         let mut candidate = original.clone();
         // Listing taken ports costs a scan; only NodePort/LoadBalancer may pick one.
-        let taken = if matches!(original["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+        let taken = if matches!(
+            original["spec"]["type"].as_str(),
+            Some("NodePort" | "LoadBalancer")
+        ) {
             ports_taken(st).await?
         } else {
             BTreeSet::new()
         };
-        let plan = alloc::plan(old, &mut candidate, &st.ranges, &taken, &mut chooser).map_err(|errs| ApiError::invalid("", info.kind, original["metadata"]["name"].as_str().unwrap_or(""), &errs))?;
+        let plan =
+            alloc::plan(old, &mut candidate, &st.ranges, &taken, &mut chooser).map_err(|errs| {
+                ApiError::invalid(
+                    "",
+                    info.kind,
+                    original["metadata"]["name"].as_str().unwrap_or(""),
+                    &errs,
+                )
+            })?;
         if dry_run {
             *obj = candidate;
             return Ok(st.store.current_revision());
@@ -131,16 +169,30 @@ pub(crate) async fn put(st: &AppState, info: &ResourceInfo, key: &str, expect: E
             }
         }
     }
-    Err(ApiError::internal("failed to allocate a Service IP or port after repeated conflicts").into())
+    Err(
+        ApiError::internal("failed to allocate a Service IP or port after repeated conflicts")
+            .into(),
+    )
 }
 
 /// Deletes the object at `key` (at `rev`), releasing a Service's allocations.
-pub(crate) async fn remove(st: &AppState, info: &ResourceInfo, key: &str, rev: u64, obj: &Value) -> Result<u64, WriteError> {
+pub(crate) async fn remove(
+    st: &AppState,
+    info: &ResourceInfo,
+    key: &str,
+    rev: u64,
+    obj: &Value,
+) -> Result<u64, WriteError> {
     let mut ops = vec![Op::Delete(key.to_string())];
     if is_service(info) {
         ops.extend(alloc::held_keys(obj).into_iter().map(Op::Delete));
     }
-    match st.store.txn(vec![Compare::ModRevision(key.to_string(), rev)], ops).await.map_err(store_err)? {
+    match st
+        .store
+        .txn(vec![Compare::ModRevision(key.to_string(), rev)], ops)
+        .await
+        .map_err(store_err)?
+    {
         TxnOutcome::Committed(r) => Ok(r),
         TxnOutcome::Failed { .. } => Err(WriteError::Conflict),
     }

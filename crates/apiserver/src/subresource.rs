@@ -19,7 +19,12 @@ pub(crate) fn scale_of(obj: &Value) -> Value {
     let m = &obj["metadata"];
     let selector = obj["spec"]["selector"]["matchLabels"]
         .as_object()
-        .map(|l| l.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default();
     json!({
         "kind": "Scale",
@@ -37,12 +42,25 @@ pub(crate) fn scale_of(obj: &Value) -> Value {
 fn transform(rq: &Req, sub: &str, old: &Value, method: &Method) -> Result<Value, ApiError> {
     let info = rq.target.info;
     // The client's view: the Scale for `scale`, the object otherwise.
-    let view = if sub == "scale" { scale_of(old) } else { old.clone() };
+    let view = if sub == "scale" {
+        scale_of(old)
+    } else {
+        old.clone()
+    };
     let requested = if *method == Method::PATCH {
-        let kind = PatchKind::from_content_type(&rq.content_type).ok_or_else(|| ApiError::unsupported_media_type(&rq.content_type))?;
-        let body: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let kind = PatchKind::from_content_type(&rq.content_type)
+            .ok_or_else(|| ApiError::unsupported_media_type(&rq.content_type))?;
+        let body: Value = serde_json::from_slice(&rq.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         match kind {
-            PatchKind::Apply => hooks::server_side_apply(info, Some(&view), &body, &rq.field_manager(), rq.q("force") == Some("true"), &rest::now())?,
+            PatchKind::Apply => hooks::server_side_apply(
+                info,
+                Some(&view),
+                &body,
+                &rq.field_manager(),
+                rq.q("force") == Some("true"),
+                &rest::now(),
+            )?,
             k => hooks::apply_patch(info, k, &view, &body)?,
         }
     } else {
@@ -70,7 +88,11 @@ fn transform(rq: &Req, sub: &str, old: &Value, method: &Method) -> Result<Value,
             }
             new
         }
-        _ => return Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ))
+        }
     })
 }
 
@@ -87,7 +109,11 @@ async fn write(st: &AppState, rq: &Req, sub: &str, method: &Method) -> ApiResult
             Err(WriteError::Conflict) => continue,
         }
     }
-    Err(ApiError::conflict(rq.target.info.group, rq.target.info.plural, name_of(rq)))
+    Err(ApiError::conflict(
+        rq.target.info.group,
+        rq.target.info.plural,
+        name_of(rq),
+    ))
 }
 
 async fn bind(st: &AppState, rq: &Req) -> ApiResult {
@@ -99,10 +125,26 @@ async fn bind(st: &AppState, rq: &Req) -> ApiResult {
     for _ in 0..RETRIES {
         let (kv, old) = read(st, rq).await?;
         if let Some(current) = old["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-            return Err(ApiError::conflict_msg("", "pods", name_of(rq), &format!("pod {} is already assigned to node \"{current}\"", name_of(rq))));
+            return Err(ApiError::conflict_msg(
+                "",
+                "pods",
+                name_of(rq),
+                &format!(
+                    "pod {} is already assigned to node \"{current}\"",
+                    name_of(rq)
+                ),
+            ));
         }
         if meta_str(&old, "deletionTimestamp").is_some() {
-            return Err(ApiError::conflict_msg("", "pods", name_of(rq), &format!("pod {} is being deleted, cannot be assigned to a host", name_of(rq))));
+            return Err(ApiError::conflict_msg(
+                "",
+                "pods",
+                name_of(rq),
+                &format!(
+                    "pod {} is being deleted, cannot be assigned to a host",
+                    name_of(rq)
+                ),
+            ));
         }
         let mut new = old.clone();
         new["spec"]["nodeName"] = json!(node);
@@ -122,10 +164,17 @@ pub(crate) async fn handle(st: &Arc<AppState>, method: &Method, sub: &str, rq: R
             let (_, obj) = read(st, &rq).await?;
             respond(&rq, 200, &scale_of(&obj))
         }
-        ("status" | "scale", "PUT" | "PATCH") | ("finalize", "PUT") => write(st, &rq, sub, method).await,
+        ("status" | "scale", "PUT" | "PATCH") | ("finalize", "PUT") => {
+            write(st, &rq, sub, method).await
+        }
         ("binding", "POST") => bind(st, &rq).await,
-        ("log", "GET") => Err(ApiError::bad_request(format!("container logs for pod \"{}\" are not available from this server", name_of(&rq)))),
-        _ => Err(ApiError::method_not_allowed("the server does not allow this method on the requested resource")),
+        ("log", "GET") => Err(ApiError::bad_request(format!(
+            "container logs for pod \"{}\" are not available from this server",
+            name_of(&rq)
+        ))),
+        _ => Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )),
     }
 }
 

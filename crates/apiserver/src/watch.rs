@@ -38,7 +38,11 @@ pub(crate) enum Seen {
 /// stops matching is DELETED for this watcher, one that starts matching is ADDED.
 pub(crate) fn translate(ev: &Event, sel: &Selectors) -> Result<Seen, ApiError> {
     let matches = |o: &Value| sel.is_empty() || sel.matches(o);
-    let prev = ev.prev.as_ref().map(|p| objects::decode_at(&p.value, ev.revision)).transpose()?;
+    let prev = ev
+        .prev
+        .as_ref()
+        .map(|p| objects::decode_at(&p.value, ev.revision))
+        .transpose()?;
     match ev.kind {
         EventKind::Delete => Ok(match prev {
             Some(p) if matches(&p) => Seen::Deleted(p),
@@ -72,7 +76,12 @@ struct Out {
 impl Out {
     async fn send(&mut self, kind: &str, obj: Value) -> bool {
         let obj = if self.table && kind != "ERROR" && kind != "BOOKMARK" {
-            let mut t = hooks::table(self.info, std::slice::from_ref(&obj), self.include_object.as_deref(), json!({"resourceVersion": obj["metadata"]["resourceVersion"].clone()}));
+            let mut t = hooks::table(
+                self.info,
+                std::slice::from_ref(&obj),
+                self.include_object.as_deref(),
+                json!({"resourceVersion": obj["metadata"]["resourceVersion"].clone()}),
+            );
             // Like kube-apiserver, only the first event carries the column headers.
             if self.sent_columns {
                 t["columnDefinitions"] = Value::Null;
@@ -82,7 +91,8 @@ impl Out {
         } else {
             obj
         };
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
         line.push(b'\n');
         self.tx.send(Ok(Bytes::from(line))).await.is_ok()
     }
@@ -103,17 +113,22 @@ fn expired(requested: u64, oldest: u64) -> Value {
 
 pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
     let info = rq.target.info;
-    let sel = Selectors::parse(rq.q("labelSelector"), rq.q("fieldSelector"))?;
+    let sel = Selectors::parse(rq.target.info, rq.q("labelSelector"), rq.q("fieldSelector"))?;
     let prefix = objects::prefix(info, rq.target.namespace.as_deref());
     let bookmarks = rq.q("allowWatchBookmarks") == Some("true") && !rq.wants_table();
-    let timeout = rq.q("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = rq
+        .q("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(DEFAULT_TIMEOUT);
     let (initial, from) = match rq.q("resourceVersion") {
         None | Some("0") => {
             let page = collect(st, &prefix, &sel, 0, None).await?;
             (page.items, page.rev)
         }
         Some(s) => {
-            let rv = s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?;
+            let rv = s
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?;
             (Vec::new(), rv)
         }
     };
@@ -135,7 +150,8 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
                 return;
             }
             Err(e) => {
-                out.send("ERROR", ApiError::internal(e.to_string()).to_status()).await;
+                out.send("ERROR", ApiError::internal(e.to_string()).to_status())
+                    .await;
                 return;
             }
         };
@@ -146,7 +162,8 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
         }
         let deadline = tokio::time::sleep(Duration::from_secs(timeout));
         tokio::pin!(deadline);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
         let mut last = from;
         loop {
             tokio::select! {
@@ -191,7 +208,10 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
         }
     });
     let mut resp = Response::new(Body::from_stream(ReceiverStream::new(rx)));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 
@@ -203,7 +223,8 @@ mod tests {
     fn kv(labels: Value, rev: u64) -> KeyValue {
         KeyValue {
             key: "/core/pods/default/a".into(),
-            value: serde_json::to_vec(&json!({"metadata": {"name": "a", "labels": labels}})).unwrap(),
+            value: serde_json::to_vec(&json!({"metadata": {"name": "a", "labels": labels}}))
+                .unwrap(),
             create_revision: 1,
             mod_revision: rev,
         }
@@ -211,22 +232,46 @@ mod tests {
 
     #[test]
     fn selector_transitions_become_added_and_deleted() {
-        let sel = Selectors::parse(Some("app=web"), None).unwrap();
-        let put = |prev: Option<KeyValue>, new: KeyValue| Event { kind: EventKind::Put, key: new.key.clone(), revision: new.mod_revision, kv: Some(new), prev };
-        let e = put(Some(kv(json!({"app": "db"}), 1)), kv(json!({"app": "web"}), 2));
+        let sel = Selectors::parse(portico_api::resource::find("", "v1", "pods").unwrap(), Some("app=web"), None).unwrap();
+        let put = |prev: Option<KeyValue>, new: KeyValue| Event {
+            kind: EventKind::Put,
+            key: new.key.clone(),
+            revision: new.mod_revision,
+            kv: Some(new),
+            prev,
+        };
+        let e = put(
+            Some(kv(json!({"app": "db"}), 1)),
+            kv(json!({"app": "web"}), 2),
+        );
         assert!(matches!(translate(&e, &sel).unwrap(), Seen::Added(_)));
-        let e = put(Some(kv(json!({"app": "web"}), 2)), kv(json!({"app": "web", "x": "y"}), 3));
+        let e = put(
+            Some(kv(json!({"app": "web"}), 2)),
+            kv(json!({"app": "web", "x": "y"}), 3),
+        );
         assert!(matches!(translate(&e, &sel).unwrap(), Seen::Modified(_)));
-        let e = put(Some(kv(json!({"app": "web"}), 3)), kv(json!({"app": "db"}), 4));
+        let e = put(
+            Some(kv(json!({"app": "web"}), 3)),
+            kv(json!({"app": "db"}), 4),
+        );
         match translate(&e, &sel).unwrap() {
             Seen::Deleted(o) => assert_eq!(o["metadata"]["resourceVersion"], "4"),
             other => panic!("{other:?}"),
         }
-        let del = Event { kind: EventKind::Delete, key: "/core/pods/default/a".into(), kv: None, prev: Some(kv(json!({"app": "web"}), 4)), revision: 5 };
+        let del = Event {
+            kind: EventKind::Delete,
+            key: "/core/pods/default/a".into(),
+            kv: None,
+            prev: Some(kv(json!({"app": "web"}), 4)),
+            revision: 5,
+        };
         match translate(&del, &sel).unwrap() {
             Seen::Deleted(o) => assert_eq!(o["metadata"]["resourceVersion"], "5"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(expired(5, 100)["message"], "too old resource version: 5 (100)");
+        assert_eq!(
+            expired(5, 100)["message"],
+            "too old resource version: 5 (100)"
+        );
     }
 }

@@ -36,7 +36,9 @@ fn crash_child_server() {
         let mut out = std::io::stdout();
         writeln!(out, "URL {url}").unwrap();
         out.flush().unwrap();
-        portico_apiserver::run(cfg, std::future::pending()).await.unwrap();
+        portico_apiserver::run(cfg, std::future::pending())
+            .await
+            .unwrap();
     });
 }
 
@@ -59,7 +61,12 @@ impl Drop for ChildGuard {
 
 fn spawn_child(dir: &PathBuf) -> ChildGuard {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child_server", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_server",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -70,18 +77,32 @@ fn spawn_child(dir: &PathBuf) -> ChildGuard {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("URL ") {
+            // libtest may print "test name ... " on the same line first.
+            if line.contains("URL https://") {
                 let _ = tx.send(line);
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60)).expect("child server did not start");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("child server did not start");
     guard
 }
 
-async fn send(client: &kube::Client, method: Method, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
-    let bytes = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
-    let req = http::Request::builder().method(method).uri(path).header("content-type", "application/json").body(kube::client::Body::from(bytes)).unwrap();
+async fn send(
+    client: &kube::Client,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    let bytes = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(bytes))
+        .unwrap();
     let resp = client.send(req).await.ok()?;
     let code = resp.status().as_u16();
     let b = resp.into_body().collect().await.ok()?.to_bytes();
@@ -91,7 +112,8 @@ async fn send(client: &kube::Client, method: Method, path: &str, body: Option<&V
 async fn wait_ready(client: &kube::Client) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Some((200, _)) = send(client, Method::GET, "/api/v1/namespaces/default", None).await {
+        if let Some((200, _)) = send(client, Method::GET, "/api/v1/namespaces/default", None).await
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -107,14 +129,23 @@ async fn kill9_mid_nodeport_creates_keeps_acknowledged_services_and_unique_ports
     let client = client_for(&dir.join("kubeconfig.yaml")).await;
     wait_ready(&client).await;
 
-    let acked = Arc::new(std::sync::Mutex::new(HashMap::<String, (u64, String)>::new()));
+    let acked = Arc::new(std::sync::Mutex::new(
+        HashMap::<String, (u64, String)>::new(),
+    ));
     let mut tasks = Vec::new();
     for i in 0..200 {
         let client = client.clone();
         let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
             let name = format!("crash-{i}");
-            if let Some((201, svc)) = send(&client, Method::POST, "/api/v1/namespaces/default/services", Some(&nodeport_svc(&name, None))).await {
+            if let Some((201, svc)) = send(
+                &client,
+                Method::POST,
+                "/api/v1/namespaces/default/services",
+                Some(&nodeport_svc(&name, None)),
+            )
+            .await
+            {
                 let port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
                 let ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
                 acked.lock().unwrap().insert(name, (port, ip));
@@ -131,17 +162,29 @@ async fn kill9_mid_nodeport_creates_keeps_acknowledged_services_and_unique_ports
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 40, "only {} creates acknowledged", acked.len());
+    assert!(
+        acked.len() >= 40,
+        "only {} creates acknowledged",
+        acked.len()
+    );
+    eprintln!("acknowledged before kill -9: {} of 200", acked.len());
 
     let mut child = spawn_child(&dir);
     let client = client_for(&dir.join("kubeconfig.yaml")).await;
     wait_ready(&client).await;
-    let (code, list) = send(&client, Method::GET, "/api/v1/services", None).await.unwrap();
+    let (code, list) = send(&client, Method::GET, "/api/v1/services", None)
+        .await
+        .unwrap();
     assert_eq!(code, 200);
     let items = list["items"].as_array().unwrap();
-    let by_name: HashMap<String, &Value> = items.iter().map(|s| (s["metadata"]["name"].as_str().unwrap().to_string(), s)).collect();
+    let by_name: HashMap<String, &Value> = items
+        .iter()
+        .map(|s| (s["metadata"]["name"].as_str().unwrap().to_string(), s))
+        .collect();
     for (name, (port, ip)) in &acked {
-        let svc = by_name.get(name).unwrap_or_else(|| panic!("acknowledged service {name} lost"));
+        let svc = by_name
+            .get(name)
+            .unwrap_or_else(|| panic!("acknowledged service {name} lost"));
         assert_eq!(svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap(), *port);
         assert_eq!(svc["spec"]["clusterIP"].as_str().unwrap(), ip);
     }
@@ -157,9 +200,23 @@ async fn kill9_mid_nodeport_creates_keeps_acknowledged_services_and_unique_ports
     // The allocator agrees with the objects: a surviving port cannot be taken again,
     // and new creates still succeed.
     let (taken_name, (taken_port, _)) = acked.iter().next().unwrap();
-    let (code, st) = send(&client, Method::POST, "/api/v1/namespaces/default/services", Some(&nodeport_svc("again", Some(*taken_port as u16)))).await.unwrap();
+    let (code, st) = send(
+        &client,
+        Method::POST,
+        "/api/v1/namespaces/default/services",
+        Some(&nodeport_svc("again", Some(*taken_port as u16))),
+    )
+    .await
+    .unwrap();
     assert_eq!(code, 422, "{taken_name}: {st}");
-    let (code, _) = send(&client, Method::POST, "/api/v1/namespaces/default/services", Some(&nodeport_svc("fresh", None))).await.unwrap();
+    let (code, _) = send(
+        &client,
+        Method::POST,
+        "/api/v1/namespaces/default/services",
+        Some(&nodeport_svc("fresh", None)),
+    )
+    .await
+    .unwrap();
     assert_eq!(code, 201);
     child.kill9();
 }

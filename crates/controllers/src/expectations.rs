@@ -65,7 +65,12 @@ impl Expectations {
 
     /// Whether the cache shows every expected write: `present(name)` for creates and
     /// `gone(name)` for deletes. Expired entries count as satisfied.
-    pub fn satisfied(&self, key: &str, present: impl Fn(&str) -> bool, gone: impl Fn(&str) -> bool) -> bool {
+    pub fn satisfied(
+        &self,
+        key: &str,
+        present: impl Fn(&str) -> bool,
+        gone: impl Fn(&str) -> bool,
+    ) -> bool {
         let Ok(mut m) = self.inner.lock() else {
             return true;
         };

@@ -95,7 +95,9 @@ impl LabelIndex {
             .filter(|name| {
                 st.maps
                     .get(&(ns.to_string(), (*name).clone()))
-                    .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+                    .is_some_and(|m| {
+                        !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v))
+                    })
             })
             .cloned()
             .collect()
@@ -149,7 +151,10 @@ impl OwnerIndex {
             return;
         }
         for u in &uids {
-            st.by_owner.entry(u.clone()).or_default().insert(key.to_string());
+            st.by_owner
+                .entry(u.clone())
+                .or_default()
+                .insert(key.to_string());
         }
         st.owners.insert(key.to_string(), uids);
     }
@@ -189,7 +194,10 @@ mod tests {
     use super::*;
 
     fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -201,7 +209,10 @@ mod tests {
         let mut got = pods.containing("default", &m(&[("app", "web")]));
         got.sort();
         assert_eq!(got, ["a", "b"]);
-        assert_eq!(pods.containing("default", &m(&[("app", "web"), ("tier", "fe")])), ["a"]);
+        assert_eq!(
+            pods.containing("default", &m(&[("app", "web"), ("tier", "fe")])),
+            ["a"]
+        );
         pods.set("default", "a", &m(&[("app", "db")]));
         assert_eq!(pods.containing("default", &m(&[("app", "web")])), ["b"]);
         pods.remove("default", "b");
@@ -210,7 +221,8 @@ mod tests {
         let svcs = LabelIndex::new();
         svcs.set("default", "web", &m(&[("app", "web")]));
         svcs.set("default", "fe", &m(&[("app", "web"), ("tier", "fe")]));
-        let mut got = svcs.contained_in("default", &m(&[("app", "web"), ("tier", "fe"), ("x", "y")]));
+        let mut got =
+            svcs.contained_in("default", &m(&[("app", "web"), ("tier", "fe"), ("x", "y")]));
         got.sort();
         assert_eq!(got, ["fe", "web"]);
         assert_eq!(svcs.contained_in("default", &m(&[("app", "web")])), ["web"]);

@@ -75,7 +75,8 @@ impl WorkQueue {
             *n = n.saturating_add(1);
             *n
         };
-        let delay = Duration::from_millis(5u64.saturating_mul(1u64 << n.min(13))).min(Duration::from_secs(30));
+        let delay = Duration::from_millis(5u64.saturating_mul(1u64 << n.min(13)))
+            .min(Duration::from_secs(30));
         self.add_after(key.to_string(), delay);
     }
 
@@ -142,8 +143,12 @@ pub type ReconcileResult<E> = Result<Option<Duration>, E>;
 
 /// Runs `workers` concurrent workers pulling keys from `queue` into `reconcile` forever.
 /// `Ok(Some(d))` re-checks the key after `d`; errors are logged and retried with backoff.
-pub async fn run_workers<F, Fut, E>(name: &'static str, queue: WorkQueue, workers: usize, reconcile: F)
-where
+pub async fn run_workers<F, Fut, E>(
+    name: &'static str,
+    queue: WorkQueue,
+    workers: usize,
+    reconcile: F,
+) where
     F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ReconcileResult<E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,

@@ -63,7 +63,13 @@ impl Recorder {
         self.send(regarding, "Warning", reason, message.into());
     }
 
-    fn send(&self, regarding: &ObjectReference, type_: &'static str, reason: &str, message: String) {
+    fn send(
+        &self,
+        regarding: &ObjectReference,
+        type_: &'static str,
+        reason: &str,
+        message: String,
+    ) {
         // A closed channel only happens at shutdown; dropping the Event is fine then.
         let _ = self.tx.send(Record {
             component: self.component,
@@ -191,7 +197,10 @@ mod tests {
         assert_eq!(ev.metadata.namespace.as_deref(), Some("default"));
         assert!(ev.metadata.name.unwrap().starts_with("web-1."));
         assert_eq!(ev.count, Some(1));
-        assert_eq!(ev.source.unwrap().component.as_deref(), Some("default-scheduler"));
+        assert_eq!(
+            ev.source.unwrap().component.as_deref(),
+            Some("default-scheduler")
+        );
         let mut node = rec.clone();
         node.regarding.namespace = None;
         assert_eq!(event_namespace(&node), "default");

@@ -60,7 +60,11 @@ async fn main() {
             namespace: namespace.clone(),
             name: format!("{name}-abcde"),
             service: name.clone(),
-            ports: vec![PortInfo { name: "http".into(), protocol: "tcp".into(), port: 8080 }],
+            ports: vec![PortInfo {
+                name: "http".into(),
+                protocol: "tcp".into(),
+                port: 8080,
+            }],
             endpoints,
         }));
         planner.apply(Change::UpsertService(ServiceInfo {
@@ -71,13 +75,21 @@ async fn main() {
             } else {
                 ServiceKind::ClusterIp(vec![ip(0x0A60_0100, i)])
             },
-            ports: vec![PortInfo { name: "http".into(), protocol: "tcp".into(), port: 80 }],
+            ports: vec![PortInfo {
+                name: "http".into(),
+                protocol: "tcp".into(),
+                port: 80,
+            }],
             publish_not_ready: false,
         }));
     }
     let planned = start.elapsed();
     let after = rss_kb();
-    let handler = Arc::new(Handler::new(planner.zone().clone(), vec![], DnsMetrics::default()));
+    let handler = Arc::new(Handler::new(
+        planner.zone().clone(),
+        vec![],
+        DnsMetrics::default(),
+    ));
     let listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
     let server = DnsServer::start(&[listen], handler).await.unwrap();
     println!(

@@ -158,7 +158,9 @@ fn answer_depth(zone: &Zone, qname: &Name, qtype: RecordType, depth: usize) -> O
                     response.additionals.push(address_record(&target, *ip, ttl));
                 }
                 let srv = SRV::new(0, weight, *port, target);
-                response.answers.push(Record::from_rdata(qname.clone(), ttl, RData::SRV(srv)));
+                response
+                    .answers
+                    .push(Record::from_rdata(qname.clone(), ttl, RData::SRV(srv)));
             }
             Outcome::Answer(response)
         }
@@ -167,11 +169,19 @@ fn answer_depth(zone: &Zone, qname: &Name, qtype: RecordType, depth: usize) -> O
 }
 
 /// The records at `<svc>.<ns>.svc.<zone>`.
-fn service_name(zone: &Zone, sz: &ServiceZone, qname: &Name, qtype: RecordType, depth: usize) -> Outcome {
+fn service_name(
+    zone: &Zone,
+    sz: &ServiceZone,
+    qname: &Name,
+    qtype: RecordType,
+    depth: usize,
+) -> Outcome {
     let target = match &sz.records {
         ServiceRecords::ClusterIp(ips) => return addresses(zone, qname, ips, qtype),
         ServiceRecords::Headless { addresses: ips, .. } if ips.is_empty() => return nxdomain(zone),
-        ServiceRecords::Headless { addresses: ips, .. } => return addresses(zone, qname, ips, qtype),
+        ServiceRecords::Headless { addresses: ips, .. } => {
+            return addresses(zone, qname, ips, qtype)
+        }
         ServiceRecords::ExternalName(target) => target,
     };
     let cname = Record::from_rdata(qname.clone(), zone.ttl, RData::CNAME(CNAME(target.clone())));
@@ -262,7 +272,11 @@ fn reverse(zone: &Zone, qname: &Name, qtype: RecordType) -> Outcome {
                 None => format!("{owner}.svc.{}.", zone.domain),
             };
             let target = Name::from_ascii(text).ok()?;
-            Some(Record::from_rdata(qname.clone(), zone.ttl, RData::PTR(PTR(target))))
+            Some(Record::from_rdata(
+                qname.clone(),
+                zone.ttl,
+                RData::PTR(PTR(target)),
+            ))
         })
         .collect();
     Outcome::Answer(positive(answers))

@@ -295,7 +295,9 @@ fn headless_records<'a>(
                     if !label_fits(&label, base) {
                         continue;
                     }
-                    srv.entry(label).or_default().insert((port.port, host.clone()));
+                    srv.entry(label)
+                        .or_default()
+                        .insert((port.port, host.clone()));
                     protocols.insert(format!("_{}", port.protocol));
                 }
             }

@@ -11,7 +11,6 @@ fn slice(v: serde_json::Value) -> EndpointSlice {
     serde_json::from_value(v).unwrap()
 }
 
-
 fn cluster_ip_svc() -> Service {
     svc(json!({
         "metadata": {"name": "my-app-service", "namespace": "default"},
@@ -71,7 +70,10 @@ fn ptr_targets(zone: &Zone, addr: &str) -> Vec<(String, Option<String>)> {
 fn cluster_ip_service_gets_addresses_srv_for_named_ports_and_ptr() {
     let zone = plan(&[cluster_ip_svc()], &[], &[], "cluster.local", 5).unwrap();
     let sz = zone.service("default", "my-app-service").unwrap();
-    assert_eq!(sz.records, ServiceRecords::ClusterIp(vec![ip("10.96.0.20")]));
+    assert_eq!(
+        sz.records,
+        ServiceRecords::ClusterIp(vec![ip("10.96.0.20")])
+    );
     assert_eq!(
         sz.srv,
         vec![SrvSet {
@@ -104,7 +106,14 @@ fn dual_stack_service_keeps_both_families() {
 
 #[test]
 fn headless_service_publishes_ready_endpoints_hostnames_and_srv() {
-    let zone = plan(&[headless_svc(false)], &[web_slice()], &[], "cluster.local", 5).unwrap();
+    let zone = plan(
+        &[headless_svc(false)],
+        &[web_slice()],
+        &[],
+        "cluster.local",
+        5,
+    )
+    .unwrap();
     let sz = zone.service("ns1", "web").unwrap();
     assert_eq!(
         sz.records,
@@ -132,8 +141,16 @@ fn headless_service_publishes_ready_endpoints_hostnames_and_srv() {
 
 #[test]
 fn publish_not_ready_addresses_includes_not_ready_endpoints() {
-    let zone = plan(&[headless_svc(true)], &[web_slice()], &[], "cluster.local", 5).unwrap();
-    let ServiceRecords::Headless { addresses, hosts } = &zone.service("ns1", "web").unwrap().records
+    let zone = plan(
+        &[headless_svc(true)],
+        &[web_slice()],
+        &[],
+        "cluster.local",
+        5,
+    )
+    .unwrap();
+    let ServiceRecords::Headless { addresses, hosts } =
+        &zone.service("ns1", "web").unwrap().records
     else {
         panic!("headless expected");
     };
@@ -169,7 +186,8 @@ fn pod_hostname_and_subdomain_get_a_name_under_the_headless_service() {
     }))
     .unwrap();
     let zone = plan(&[headless_svc(false)], &[], &[pod], "cluster.local", 5).unwrap();
-    let ServiceRecords::Headless { hosts, .. } = &zone.service("ns1", "web").unwrap().records else {
+    let ServiceRecords::Headless { hosts, .. } = &zone.service("ns1", "web").unwrap().records
+    else {
         panic!("headless expected");
     };
     assert_eq!(hosts, &vec![host("busybox-1", &["10.244.9.9"], false)]);

@@ -156,7 +156,10 @@ impl Handler {
                     authorities: upstream.authorities,
                     additionals: upstream.additionals,
                 };
-                (wire::encode(&job.request, &response, transport), upstream.rcode)
+                (
+                    wire::encode(&job.request, &response, transport),
+                    upstream.rcode,
+                )
             }
             Err(error) => {
                 tracing::debug!(%error, name = %job.target, "forwarding failed");

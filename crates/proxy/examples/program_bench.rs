@@ -69,19 +69,46 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let sizes: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![1000, 10000, 30000] } else { sizes };
-    let base = Base { cluster_cidr: "10.244.0.0/16".parse().unwrap(), nodeport_addresses: vec![] };
+    let sizes: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1000, 10000, 30000]
+    } else {
+        sizes
+    };
+    let base = Base {
+        cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+        nodeport_addresses: vec![],
+    };
     println!("| Services × 10 endpoints | plan | full sync | rules | +1 Service | endpoints of 1 Service changed | RSS after |");
     println!("|---|---|---|---|---|---|---|");
     for n in sizes {
         let ns = Netns(format!("portico-b-{}-{n}", std::process::id()));
-        assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());
-        let prefix = vec!["ip".to_string(), "netns".into(), "exec".into(), ns.0.clone()];
-        let mut proxier = Proxier::new(NftCli { prefix: prefix.clone() }, ConntrackCli { prefix }, base.clone());
+        assert!(Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .unwrap()
+            .success());
+        let prefix = vec![
+            "ip".to_string(),
+            "netns".into(),
+            "exec".into(),
+            ns.0.clone(),
+        ];
+        let mut proxier = Proxier::new(
+            NftCli {
+                prefix: prefix.clone(),
+            },
+            ConntrackCli { prefix },
+            base.clone(),
+        );
 
         let t = Instant::now();
-        let mut desired: BTreeMap<String, Arc<ServicePlan>> = (0..n).map(|i| (format!("bench/svc-{i}"), plan(i, 0, &base))).collect();
+        let mut desired: BTreeMap<String, Arc<ServicePlan>> = (0..n)
+            .map(|i| (format!("bench/svc-{i}"), plan(i, 0, &base)))
+            .collect();
         let plan_time = t.elapsed();
         let all: BTreeSet<String> = desired.keys().cloned().collect();
         let t = Instant::now();
@@ -94,7 +121,9 @@ fn main() {
             let key = format!("bench/svc-{}", n + k);
             let t = Instant::now();
             desired.insert(key.clone(), plan(n + k, 0, &base));
-            proxier.sync(&desired, &BTreeSet::from([key]), Instant::now()).unwrap();
+            proxier
+                .sync(&desired, &BTreeSet::from([key]), Instant::now())
+                .unwrap();
             adds.push(t.elapsed());
         }
         adds.sort();
@@ -106,7 +135,9 @@ fn main() {
         let key = format!("bench/svc-{}", n / 2);
         let t = Instant::now();
         desired.insert(key.clone(), plan(n / 2, 1, &base));
-        proxier.sync(&desired, &BTreeSet::from([key]), Instant::now()).unwrap();
+        proxier
+            .sync(&desired, &BTreeSet::from([key]), Instant::now())
+            .unwrap();
         let change_one = t.elapsed();
 
         println!(

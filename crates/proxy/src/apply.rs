@@ -57,16 +57,29 @@ impl Nft for NftCli {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| ProxyError::Spawn { program: "nft", source: e })?;
+            .map_err(|e| ProxyError::Spawn {
+                program: "nft",
+                source: e,
+            })?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(script.as_bytes()).map_err(|e| ProxyError::Spawn { program: "nft", source: e })?;
+            stdin
+                .write_all(script.as_bytes())
+                .map_err(|e| ProxyError::Spawn {
+                    program: "nft",
+                    source: e,
+                })?;
         }
-        let out = child.wait_with_output().map_err(|e| ProxyError::Spawn { program: "nft", source: e })?;
+        let out = child.wait_with_output().map_err(|e| ProxyError::Spawn {
+            program: "nft",
+            source: e,
+        })?;
         if out.status.success() {
             Ok(())
         } else {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            Err(ProxyError::Nft(stderr.lines().take(12).collect::<Vec<_>>().join("\n")))
+            Err(ProxyError::Nft(
+                stderr.lines().take(12).collect::<Vec<_>>().join("\n"),
+            ))
         }
     }
 }
@@ -93,7 +106,10 @@ impl Conntrack for ConntrackCli {
         cmd.stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .map_err(|e| ProxyError::Spawn { program: "conntrack", source: e })?;
+            .map_err(|e| ProxyError::Spawn {
+                program: "conntrack",
+                source: e,
+            })?;
         Ok(())
     }
 }
@@ -187,7 +203,12 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         let mut refs = self.hairpin_refs.clone();
         for (ip, d) in hairpin_delta {
             let before = refs.get(&ip).copied().unwrap_or(0);
-            let after = usize::try_from(isize::try_from(before).unwrap_or(isize::MAX).saturating_add(d)).unwrap_or(0);
+            let after = usize::try_from(
+                isize::try_from(before)
+                    .unwrap_or(isize::MAX)
+                    .saturating_add(d),
+            )
+            .unwrap_or(0);
             match (before, after) {
                 (0, a) if a > 0 => added.push(ip),
                 (b, 0) if b > 0 => removed.push(ip),
@@ -202,13 +223,31 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         diff.hairpin(&added, &removed);
 
         // Chains (re)created now must not be deleted by an older deferral.
-        let created: BTreeSet<&String> = changed.iter().filter_map(|k| desired.get(k)).flat_map(|p| p.chains.keys()).collect();
-        let created_sets: BTreeSet<&String> = changed.iter().filter_map(|k| desired.get(k)).flat_map(|p| p.sets.keys()).collect();
+        let created: BTreeSet<&String> = changed
+            .iter()
+            .filter_map(|k| desired.get(k))
+            .flat_map(|p| p.chains.keys())
+            .collect();
+        let created_sets: BTreeSet<&String> = changed
+            .iter()
+            .filter_map(|k| desired.get(k))
+            .flat_map(|p| p.sets.keys())
+            .collect();
         self.pending_chains.retain(|(c, _)| !created.contains(c));
         self.pending_sets.retain(|(s, _)| !created_sets.contains(s));
         let due = |(_, t): &(String, Instant)| now.saturating_duration_since(*t) >= DELETE_DELAY;
-        let del_chains: Vec<String> = self.pending_chains.iter().filter(|p| due(p)).map(|(c, _)| c.clone()).collect();
-        let del_sets: Vec<String> = self.pending_sets.iter().filter(|p| due(p)).map(|(s, _)| s.clone()).collect();
+        let del_chains: Vec<String> = self
+            .pending_chains
+            .iter()
+            .filter(|p| due(p))
+            .map(|(c, _)| c.clone())
+            .collect();
+        let del_sets: Vec<String> = self
+            .pending_sets
+            .iter()
+            .filter(|p| due(p))
+            .map(|(s, _)| s.clone())
+            .collect();
 
         let mut script = diff.script();
         script.push_str(&render_deletes(&del_chains, &del_sets));
@@ -220,13 +259,16 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         }
         self.pending_chains.retain(|p| !due(p));
         self.pending_sets.retain(|p| !due(p));
-        self.pending_chains.extend(diff.removed_chains.into_iter().map(|c| (c, now)));
-        self.pending_sets.extend(diff.removed_sets.into_iter().map(|s| (s, now)));
+        self.pending_chains
+            .extend(diff.removed_chains.into_iter().map(|c| (c, now)));
+        self.pending_sets
+            .extend(diff.removed_sets.into_iter().map(|s| (s, now)));
         self.hairpin_refs = refs;
         for key in changed {
             let old_rules = self.applied.get(key).map_or(0, |p| p.rule_count());
             let new_plan = desired.get(key);
-            self.rules = self.rules.saturating_sub(old_rules) + new_plan.map_or(0, |p| p.rule_count());
+            self.rules =
+                self.rules.saturating_sub(old_rules) + new_plan.map_or(0, |p| p.rule_count());
             match new_plan {
                 Some(p) => {
                     self.applied.insert(key.clone(), p.clone());
@@ -237,16 +279,28 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
             }
         }
         self.flush_conntrack(&flushes);
-        Ok(SyncStats { full: false, changed_services, rules: self.rules })
+        Ok(SyncStats {
+            full: false,
+            changed_services,
+            rules: self.rules,
+        })
     }
 
-    fn full_sync(&mut self, desired: &BTreeMap<String, Arc<ServicePlan>>) -> Result<SyncStats, ProxyError> {
+    fn full_sync(
+        &mut self,
+        desired: &BTreeMap<String, Arc<ServicePlan>>,
+    ) -> Result<SyncStats, ProxyError> {
         let script = render_full(&self.base, desired.values().map(|p| &**p));
         self.nft.apply(&script)?;
         let mut flushes: Vec<UdpFlow> = Vec::new();
         for (key, new) in desired {
             let old = self.applied.get(key);
-            flushes.extend(new.udp_live.iter().filter(|f| old.is_none_or(|o| !o.udp_live.contains(f))).cloned());
+            flushes.extend(
+                new.udp_live
+                    .iter()
+                    .filter(|f| old.is_none_or(|o| !o.udp_live.contains(f)))
+                    .cloned(),
+            );
         }
         self.needs_full = false;
         self.pending_chains.clear();
@@ -258,7 +312,11 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         }
         self.rules = self.applied.values().map(|p| p.rule_count()).sum();
         self.flush_conntrack(&flushes);
-        Ok(SyncStats { full: true, changed_services: desired.len(), rules: self.rules })
+        Ok(SyncStats {
+            full: true,
+            changed_services: desired.len(),
+            rules: self.rules,
+        })
     }
 
     fn flush_conntrack(&mut self, flows: &[UdpFlow]) {

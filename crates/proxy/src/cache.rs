@@ -22,13 +22,39 @@ pub struct Cache {
     slices_synced: bool,
 }
 
+/// Drops what the proxy never reads (managed fields dominate object size).
+fn slim_svc(mut s: Service) -> Service {
+    s.metadata.managed_fields = None;
+    s.metadata.annotations = None;
+    s
+}
+
+fn slim_slice(mut s: EndpointSlice) -> EndpointSlice {
+    s.metadata.managed_fields = None;
+    s.metadata.annotations = None;
+    for ep in &mut s.endpoints {
+        ep.target_ref = None;
+        ep.hints = None;
+        ep.deprecated_topology = None;
+    }
+    s
+}
+
 fn svc_key(svc: &Service) -> String {
-    format!("{}/{}", svc.metadata.namespace.as_deref().unwrap_or(""), svc.metadata.name.as_deref().unwrap_or(""))
+    format!(
+        "{}/{}",
+        svc.metadata.namespace.as_deref().unwrap_or(""),
+        svc.metadata.name.as_deref().unwrap_or("")
+    )
 }
 
 fn slice_owner(slice: &EndpointSlice) -> Option<String> {
     let svc = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some(format!("{}/{}", slice.metadata.namespace.as_deref().unwrap_or(""), svc))
+    Some(format!(
+        "{}/{}",
+        slice.metadata.namespace.as_deref().unwrap_or(""),
+        svc
+    ))
 }
 
 fn slice_name(slice: &EndpointSlice) -> String {
@@ -48,7 +74,7 @@ impl Cache {
         match ev {
             Event::Apply(s) => {
                 let k = svc_key(&s);
-                self.services.insert(k.clone(), s);
+                self.services.insert(k.clone(), slim_svc(s));
                 dirty.insert(k);
             }
             Event::Delete(s) => {
@@ -58,7 +84,9 @@ impl Cache {
             }
             Event::Init => self.svc_init = Some(BTreeMap::new()),
             Event::InitApply(s) => {
-                self.svc_init.get_or_insert_with(BTreeMap::new).insert(svc_key(&s), s);
+                self.svc_init
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(svc_key(&s), slim_svc(s));
             }
             Event::InitDone => {
                 let new = self.svc_init.take().unwrap_or_default();
@@ -77,7 +105,10 @@ impl Cache {
         match ev {
             Event::Apply(s) => {
                 if let Some(k) = slice_owner(&s) {
-                    self.slices.entry(k.clone()).or_default().insert(slice_name(&s), s);
+                    self.slices
+                        .entry(k.clone())
+                        .or_default()
+                        .insert(slice_name(&s), slim_slice(s));
                     dirty.insert(k);
                 }
             }
@@ -95,7 +126,11 @@ impl Cache {
             Event::Init => self.slice_init = Some(BTreeMap::new()),
             Event::InitApply(s) => {
                 if let Some(k) = slice_owner(&s) {
-                    self.slice_init.get_or_insert_with(BTreeMap::new).entry(k).or_default().insert(slice_name(&s), s);
+                    self.slice_init
+                        .get_or_insert_with(BTreeMap::new)
+                        .entry(k)
+                        .or_default()
+                        .insert(slice_name(&s), slim_slice(s));
                 }
             }
             Event::InitDone => {
@@ -112,7 +147,11 @@ impl Cache {
     /// Plans one Service (an empty plan when it is gone or not proxied).
     pub fn plan(&self, key: &str, node_name: &str, base: &Base) -> Option<ServicePlan> {
         let svc = self.services.get(key)?;
-        let slices: Vec<&EndpointSlice> = self.slices.get(key).map(|m| m.values().collect()).unwrap_or_default();
+        let slices: Vec<&EndpointSlice> = self
+            .slices
+            .get(key)
+            .map(|m| m.values().collect())
+            .unwrap_or_default();
         let ports = service_ports(svc, &slices, node_name);
         if ports.is_empty() {
             return None;
@@ -160,14 +199,40 @@ mod tests {
         let mut c = Cache::default();
         c.service_event(Event::Apply(svc("a")));
         let dirty = c.slice_event(Event::Apply(slice("a-1", "a")));
-        assert_eq!(dirty.into_iter().collect::<Vec<_>>(), vec!["default/a".to_string()]);
-        let plan = c.plan("default/a", "n1", &Base { cluster_cidr: "10.244.0.0/16".parse().unwrap(), nodeport_addresses: vec![] });
-        assert!(plan.unwrap().chains.values().flatten().any(|r| r.to_string().contains("dnat to 10.244.0.10:8080")));
+        assert_eq!(
+            dirty.into_iter().collect::<Vec<_>>(),
+            vec!["default/a".to_string()]
+        );
+        let plan = c.plan(
+            "default/a",
+            "n1",
+            &Base {
+                cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+                nodeport_addresses: vec![],
+            },
+        );
+        assert!(plan
+            .unwrap()
+            .chains
+            .values()
+            .flatten()
+            .any(|r| r.to_string().contains("dnat to 10.244.0.10:8080")));
         // A relist without the slice reports the Service as touched and forgets the slice.
         c.slice_event(Event::Init);
         let dirty = c.slice_event(Event::InitDone);
         assert!(dirty.contains("default/a"));
-        let plan = c.plan("default/a", "n1", &Base { cluster_cidr: "10.244.0.0/16".parse().unwrap(), nodeport_addresses: vec![] });
-        assert!(plan.unwrap().elements.keys().any(|(m, _)| *m == crate::plan::Map::NoEndpointServices));
+        let plan = c.plan(
+            "default/a",
+            "n1",
+            &Base {
+                cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+                nodeport_addresses: vec![],
+            },
+        );
+        assert!(plan
+            .unwrap()
+            .elements
+            .keys()
+            .any(|(m, _)| *m == crate::plan::Map::NoEndpointServices));
     }
 }

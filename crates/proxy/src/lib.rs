@@ -89,7 +89,10 @@ impl ProxyConfig {
     /// family table is programmed.
     pub fn base(&self) -> Result<Base, ProxyError> {
         let IpNet::V4(cluster_cidr) = self.cluster_cidr else {
-            return Err(ProxyError::Config(format!("cluster CIDR {} is not IPv4", self.cluster_cidr)));
+            return Err(ProxyError::Config(format!(
+                "cluster CIDR {} is not IPv4",
+                self.cluster_cidr
+            )));
         };
         let nodeport_addresses: Vec<Ipv4Net> = self
             .nodeport_addresses
@@ -99,7 +102,10 @@ impl ProxyConfig {
                 IpNet::V6(_) => None,
             })
             .collect();
-        Ok(Base { cluster_cidr, nodeport_addresses })
+        Ok(Base {
+            cluster_cidr,
+            nodeport_addresses,
+        })
     }
 }
 
@@ -121,16 +127,25 @@ pub async fn run(
     let healthz = health::Healthz::default();
     let admin = match config.healthz_bind {
         Some(addr) => {
-            let listener =
-                tokio::net::TcpListener::bind(addr).await.map_err(|source| ProxyError::Bind { addr, source })?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ProxyError::Bind { addr, source })?;
             let mut registry = Registry::default();
             metrics.register(&mut registry);
-            Some(health::serve_admin(listener, healthz.clone(), Arc::new(registry)))
+            Some(health::serve_admin(
+                listener,
+                healthz.clone(),
+                Arc::new(registry),
+            ))
         }
         None => None,
     };
 
-    let services = watcher(Api::<Service>::all(client.clone()), watcher::Config::default()).default_backoff();
+    let services = watcher(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff();
     let slices = watcher(
         Api::<EndpointSlice>::all(client),
         watcher::Config::default().labels(model::SERVICE_NAME_LABEL),
@@ -144,4 +159,3 @@ pub async fn run(
     }
     result
 }
-

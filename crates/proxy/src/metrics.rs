@@ -44,10 +44,22 @@ impl ProxyMetrics {
     /// Registers the metrics under the `portico_proxy` prefix.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("portico_proxy");
-        r.register("sync_duration_seconds", "Time to program one sync", self.sync_duration.clone());
+        r.register(
+            "sync_duration_seconds",
+            "Time to program one sync",
+            self.sync_duration.clone(),
+        );
         r.register("rules", "nftables rules programmed", self.rules.clone());
-        r.register("last_sync_timestamp_seconds", "Unix time of the last successful sync", self.last_sync.clone());
+        r.register(
+            "last_sync_timestamp_seconds",
+            "Unix time of the last successful sync",
+            self.last_sync.clone(),
+        );
         r.register("sync_errors", "Failed syncs", self.sync_errors.clone());
-        r.register("full_syncs", "Syncs that rewrote the whole table", self.full_syncs.clone());
+        r.register(
+            "full_syncs",
+            "Syncs that rewrote the whole table",
+            self.full_syncs.clone(),
+        );
     }
 }

@@ -135,7 +135,9 @@ fn pick<'a>(eps: impl Iterator<Item = &'a Endpoint> + Clone) -> Vec<&'a Endpoint
 /// Whether this proxy programs the Service at all.
 pub fn is_proxied(svc: &Service) -> bool {
     let labels = svc.metadata.labels.as_ref();
-    if labels.is_some_and(|l| l.contains_key(SERVICE_PROXY_NAME_LABEL) || l.contains_key(HEADLESS_LABEL)) {
+    if labels
+        .is_some_and(|l| l.contains_key(SERVICE_PROXY_NAME_LABEL) || l.contains_key(HEADLESS_LABEL))
+    {
         return false;
     }
     let Some(spec) = svc.spec.as_ref() else {
@@ -205,7 +207,10 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) 
             .filter(|t| *t > 0)
             .unwrap_or(DEFAULT_AFFINITY_TIMEOUT)
     });
-    let health_check_node_port = spec.health_check_node_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
+    let health_check_node_port = spec
+        .health_check_node_port
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p > 0);
     let mut out = Vec::new();
     for sp in spec.ports.iter().flatten() {
         let Some(proto) = Proto::parse(sp.protocol.as_deref()) else {
@@ -215,7 +220,10 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) 
             continue;
         };
         let port_name = sp.name.clone().unwrap_or_default();
-        let node_port = sp.node_port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p > 0);
+        let node_port = sp
+            .node_port
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0);
         out.push(SvcPort {
             namespace: namespace.clone(),
             name: name.clone(),
@@ -227,11 +235,19 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) 
             node_port,
             external_ips: external_ips.clone(),
             lb_ips: if is_lb { lb_ips.clone() } else { Vec::new() },
-            source_ranges: if is_lb { source_ranges.clone() } else { Vec::new() },
+            source_ranges: if is_lb {
+                source_ranges.clone()
+            } else {
+                Vec::new()
+            },
             external_local,
             internal_local,
             affinity_timeout,
-            health_check_node_port: if external_local { health_check_node_port } else { None },
+            health_check_node_port: if external_local {
+                health_check_node_port
+            } else {
+                None
+            },
         });
     }
     out
@@ -239,7 +255,12 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) 
 
 /// Endpoints of one Service port: each slice port with the same name and
 /// protocol gives the (possibly named, per-pod resolved) target port.
-fn endpoints_for(slices: &[&EndpointSlice], port_name: &str, proto: Proto, node_name: &str) -> Vec<Endpoint> {
+fn endpoints_for(
+    slices: &[&EndpointSlice],
+    port_name: &str,
+    proto: Proto,
+    node_name: &str,
+) -> Vec<Endpoint> {
     let mut eps = Vec::new();
     for slice in slices {
         if slice.address_type != "IPv4" {
@@ -262,8 +283,19 @@ fn endpoints_for(slices: &[&EndpointSlice], port_name: &str, proto: Proto, node_
             let terminating = cond.and_then(|c| c.terminating).unwrap_or(false);
             let local = ep.node_name.as_deref() == Some(node_name);
             // One address per endpoint is what Kubernetes uses (the rest are ignored).
-            if let Some(ip) = ep.addresses.first().and_then(|a| a.parse::<Ipv4Addr>().ok()) {
-                eps.push(Endpoint { ip, port, local, ready, serving, terminating });
+            if let Some(ip) = ep
+                .addresses
+                .first()
+                .and_then(|a| a.parse::<Ipv4Addr>().ok())
+            {
+                eps.push(Endpoint {
+                    ip,
+                    port,
+                    local,
+                    ready,
+                    serving,
+                    terminating,
+                });
             }
         }
     }

@@ -51,8 +51,13 @@ impl Map {
     }
 
     /// All maps, in declaration order.
-    pub const ALL: [Map; 5] =
-        [Map::ServiceIps, Map::ServiceNodeports, Map::NoEndpointServices, Map::NoEndpointNodeports, Map::FirewallIps];
+    pub const ALL: [Map; 5] = [
+        Map::ServiceIps,
+        Map::ServiceNodeports,
+        Map::NoEndpointServices,
+        Map::NoEndpointNodeports,
+        Map::FirewallIps,
+    ];
 }
 
 /// One rule of a regular chain. The endpoint choice, which makes up most of
@@ -77,7 +82,12 @@ pub enum Rule {
 impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Rule::Pick { modulo, proto, ip, port } => {
+            Rule::Pick {
+                modulo,
+                proto,
+                ip,
+                port,
+            } => {
                 if *modulo > 0 {
                     write!(f, "numgen random mod {modulo} 0 ")?;
                 }
@@ -168,12 +178,20 @@ pub fn hash8(s: &str) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    (0..8).map(|i| char::from(ALPHABET[((h >> (i * 5)) & 31) as usize])).collect()
+    (0..8)
+        .map(|i| char::from(ALPHABET[((h >> (i * 5)) & 31) as usize]))
+        .collect()
 }
 
 /// `ns/name/proto/portname`: the readable part of every name of one Service port.
 fn port_base(p: &SvcPort) -> String {
-    format!("{}/{}/{}/{}", p.namespace, p.name, p.proto.nft(), p.port_name)
+    format!(
+        "{}/{}/{}/{}",
+        p.namespace,
+        p.name,
+        p.proto.nft(),
+        p.port_name
+    )
 }
 
 fn named(prefix: &str, base: &str) -> String {
@@ -200,8 +218,15 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
     let cluster = p.cluster_endpoints();
     let local = p.local_endpoints();
 
-    if let Some(hc) = p.health_check_node_port.filter(|_| p.external_local && p.has_external()) {
-        let h = HealthCheck { namespace: p.namespace.clone(), name: p.name.clone(), local_endpoints: p.ready_local_count() };
+    if let Some(hc) = p
+        .health_check_node_port
+        .filter(|_| p.external_local && p.has_external())
+    {
+        let h = HealthCheck {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            local_endpoints: p.ready_local_count(),
+        };
         plan.health.insert(hc, h);
     }
 
@@ -209,30 +234,60 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         // No endpoints anywhere: every address of the port refuses new
         // connections (the filter hooks send the reject).
         for ip in std::iter::once(p.cluster_ip).chain(external_vips.iter().copied()) {
-            plan.elements.insert((Map::NoEndpointServices, vip_key(ip)), "goto reject-chain".into());
+            plan.elements.insert(
+                (Map::NoEndpointServices, vip_key(ip)),
+                "goto reject-chain".into(),
+            );
         }
         if let Some(np) = p.node_port {
-            plan.elements.insert((Map::NoEndpointNodeports, format!("{proto} . {np}")), "goto reject-chain".into());
+            plan.elements.insert(
+                (Map::NoEndpointNodeports, format!("{proto} . {np}")),
+                "goto reject-chain".into(),
+            );
         }
         return;
     }
 
     if p.proto == Proto::Udp {
         for ep in cluster.iter().chain(&local) {
-            plan.udp_flows.insert(UdpFlow { dst: Some(p.cluster_ip), dport: p.port, endpoint: Some(ep.ip) });
+            plan.udp_flows.insert(UdpFlow {
+                dst: Some(p.cluster_ip),
+                dport: p.port,
+                endpoint: Some(ep.ip),
+            });
             for ip in &external_vips {
-                plan.udp_flows.insert(UdpFlow { dst: Some(*ip), dport: p.port, endpoint: Some(ep.ip) });
+                plan.udp_flows.insert(UdpFlow {
+                    dst: Some(*ip),
+                    dport: p.port,
+                    endpoint: Some(ep.ip),
+                });
             }
             if let Some(np) = p.node_port {
-                plan.udp_flows.insert(UdpFlow { dst: None, dport: np, endpoint: Some(ep.ip) });
+                plan.udp_flows.insert(UdpFlow {
+                    dst: None,
+                    dport: np,
+                    endpoint: Some(ep.ip),
+                });
             }
         }
-        plan.udp_live.insert(UdpFlow { dst: Some(p.cluster_ip), dport: p.port, endpoint: None });
+        plan.udp_live.insert(UdpFlow {
+            dst: Some(p.cluster_ip),
+            dport: p.port,
+            endpoint: None,
+        });
         for ip in &external_vips {
-            plan.udp_live.insert(UdpFlow { dst: Some(*ip), dport: p.port, endpoint: None });
+            plan.udp_live.insert(UdpFlow {
+                dst: Some(*ip),
+                dport: p.port,
+                endpoint: None,
+            });
         }
         if let Some(np) = p.node_port {
-            plan.udp_live.insert(UdpFlow { dst: None, dport: np, endpoint: None });
+            plan.udp_live.insert(UdpFlow {
+                dst: None,
+                dport: np,
+                endpoint: None,
+            });
         }
     }
     let uses_local = p.internal_local || (p.external_local && p.has_external());
@@ -266,8 +321,15 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         plan.chains.insert(local_chain.clone(), rules);
     }
 
-    let internal_target = if p.internal_local { &local_chain } else { &svc_chain };
-    plan.elements.insert((Map::ServiceIps, vip_key(p.cluster_ip)), format!("goto {internal_target}"));
+    let internal_target = if p.internal_local {
+        &local_chain
+    } else {
+        &svc_chain
+    };
+    plan.elements.insert(
+        (Map::ServiceIps, vip_key(p.cluster_ip)),
+        format!("goto {internal_target}"),
+    );
 
     if p.has_external() {
         let rules = if p.external_local {
@@ -279,22 +341,34 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
                 format!("goto {local_chain}").into(),
             ]
         } else {
-            vec!["jump mark-for-masquerade".into(), format!("goto {svc_chain}").into()]
+            vec![
+                "jump mark-for-masquerade".into(),
+                format!("goto {svc_chain}").into(),
+            ]
         };
         plan.chains.insert(ext_chain.clone(), rules);
         for ip in &external_vips {
-            plan.elements.insert((Map::ServiceIps, vip_key(*ip)), format!("goto {ext_chain}"));
+            plan.elements
+                .insert((Map::ServiceIps, vip_key(*ip)), format!("goto {ext_chain}"));
         }
         if let Some(np) = p.node_port {
-            plan.elements.insert((Map::ServiceNodeports, format!("{proto} . {np}")), format!("goto {ext_chain}"));
+            plan.elements.insert(
+                (Map::ServiceNodeports, format!("{proto} . {np}")),
+                format!("goto {ext_chain}"),
+            );
         }
         if !p.source_ranges.is_empty() && !p.lb_ips.is_empty() {
             let fw_chain = named("firewall", &pbase);
-            let mut rules: Vec<Rule> = p.source_ranges.iter().map(|r| format!("ip saddr {r} return").into()).collect();
+            let mut rules: Vec<Rule> = p
+                .source_ranges
+                .iter()
+                .map(|r| format!("ip saddr {r} return").into())
+                .collect();
             rules.push("drop".into());
             plan.chains.insert(fw_chain.clone(), rules);
             for ip in &p.lb_ips {
-                plan.elements.insert((Map::FirewallIps, vip_key(*ip)), format!("goto {fw_chain}"));
+                plan.elements
+                    .insert((Map::FirewallIps, vip_key(*ip)), format!("goto {fw_chain}"));
             }
         }
     }
@@ -304,12 +378,23 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
 /// 1/(N-i) given that the earlier ones did not, so each endpoint gets 1/N.
 fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -> Vec<Rule> {
     let n = eps.len();
-    let modulo = |i: usize| if i + 1 < n { u32::try_from(n - i).unwrap_or(u32::MAX) } else { 0 };
+    let modulo = |i: usize| {
+        if i + 1 < n {
+            u32::try_from(n - i).unwrap_or(u32::MAX)
+        } else {
+            0
+        }
+    };
     let Some(timeout) = p.affinity_timeout else {
         return eps
             .iter()
             .enumerate()
-            .map(|(i, e)| Rule::Pick { modulo: modulo(i), proto: p.proto, ip: e.ip, port: e.port })
+            .map(|(i, e)| Rule::Pick {
+                modulo: modulo(i),
+                proto: p.proto,
+                ip: e.ip,
+                port: e.port,
+            })
             .collect();
     };
     // ClientIP affinity: one timed set per endpoint remembers its clients.
@@ -319,12 +404,20 @@ fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -
         let ebase = format!("{pbase}__{}/{}", e.ip, e.port);
         let ep_chain = named("endpoint", &ebase);
         let set = named("affinity", &ebase);
-        plan.sets.insert(set.clone(), format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"));
+        plan.sets.insert(
+            set.clone(),
+            format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"),
+        );
         plan.chains.insert(
             ep_chain.clone(),
             vec![
                 format!("update @{set} {{ ip saddr }}").into(),
-                Rule::Pick { modulo: 0, proto: p.proto, ip: e.ip, port: e.port },
+                Rule::Pick {
+                    modulo: 0,
+                    proto: p.proto,
+                    ip: e.ip,
+                    port: e.port,
+                },
             ],
         );
         checks.push(format!("ip saddr @{set} goto {ep_chain}").into());

@@ -16,7 +16,10 @@ pub fn render_base(base: &Base) -> String {
     for (map, ty) in [
         (Map::ServiceIps, "ipv4_addr . inet_proto . inet_service"),
         (Map::ServiceNodeports, "inet_proto . inet_service"),
-        (Map::NoEndpointServices, "ipv4_addr . inet_proto . inet_service"),
+        (
+            Map::NoEndpointServices,
+            "ipv4_addr . inet_proto . inet_service",
+        ),
         (Map::NoEndpointNodeports, "inet_proto . inet_service"),
         (Map::FirewallIps, "ipv4_addr . inet_proto . inet_service"),
     ] {
@@ -24,7 +27,11 @@ pub fn render_base(base: &Base) -> String {
     }
     let _ = writeln!(out, "\tset hairpin {{ type ipv4_addr . ipv4_addr; }}");
     if !base.nodeport_addresses.is_empty() {
-        let cidrs: Vec<String> = base.nodeport_addresses.iter().map(|n| n.trunc().to_string()).collect();
+        let cidrs: Vec<String> = base
+            .nodeport_addresses
+            .iter()
+            .map(|n| n.trunc().to_string())
+            .collect();
         let _ = writeln!(
             out,
             "\tset nodeport-ips {{ type ipv4_addr; flags interval; auto-merge; elements = {{ {} }}; }}",
@@ -35,7 +42,10 @@ pub fn render_base(base: &Base) -> String {
     let chains: Vec<(&str, Vec<String>)> = vec![
         (
             "filter-prerouting",
-            vec!["type filter hook prerouting priority -110; policy accept;".into(), "ct state new jump firewall-check".into()],
+            vec![
+                "type filter hook prerouting priority -110; policy accept;".into(),
+                "ct state new jump firewall-check".into(),
+            ],
         ),
         (
             "filter-input",
@@ -47,7 +57,10 @@ pub fn render_base(base: &Base) -> String {
         ),
         (
             "filter-forward",
-            vec!["type filter hook forward priority -110; policy accept;".into(), "ct state new jump service-endpoints-check".into()],
+            vec![
+                "type filter hook forward priority -110; policy accept;".into(),
+                "ct state new jump service-endpoints-check".into(),
+            ],
         ),
         (
             "filter-output",
@@ -57,14 +70,53 @@ pub fn render_base(base: &Base) -> String {
                 "ct state new jump firewall-check".into(),
             ],
         ),
-        ("firewall-check", vec![format!("ip daddr . meta l4proto . th dport vmap @{}", Map::FirewallIps.name())]),
-        ("service-endpoints-check", vec![format!("ip daddr . meta l4proto . th dport vmap @{}", Map::NoEndpointServices.name())]),
-        ("nodeport-endpoints-check", vec![format!("{np_match} meta l4proto . th dport vmap @{}", Map::NoEndpointNodeports.name())]),
+        (
+            "firewall-check",
+            vec![format!(
+                "ip daddr . meta l4proto . th dport vmap @{}",
+                Map::FirewallIps.name()
+            )],
+        ),
+        (
+            "service-endpoints-check",
+            vec![format!(
+                "ip daddr . meta l4proto . th dport vmap @{}",
+                Map::NoEndpointServices.name()
+            )],
+        ),
+        (
+            "nodeport-endpoints-check",
+            vec![format!(
+                "{np_match} meta l4proto . th dport vmap @{}",
+                Map::NoEndpointNodeports.name()
+            )],
+        ),
         ("reject-chain", vec!["reject".into()]),
-        ("mark-for-masquerade", vec![format!("meta mark set meta mark or {MASQ_MARK}")]),
-        ("nat-prerouting", vec!["type nat hook prerouting priority dstnat; policy accept;".into(), "jump services".into()]),
-        ("nat-output", vec!["type nat hook output priority -100; policy accept;".into(), "jump services".into()]),
-        ("nat-postrouting", vec!["type nat hook postrouting priority srcnat; policy accept;".into(), "jump masquerading".into()]),
+        (
+            "mark-for-masquerade",
+            vec![format!("meta mark set meta mark or {MASQ_MARK}")],
+        ),
+        (
+            "nat-prerouting",
+            vec![
+                "type nat hook prerouting priority dstnat; policy accept;".into(),
+                "jump services".into(),
+            ],
+        ),
+        (
+            "nat-output",
+            vec![
+                "type nat hook output priority -100; policy accept;".into(),
+                "jump services".into(),
+            ],
+        ),
+        (
+            "nat-postrouting",
+            vec![
+                "type nat hook postrouting priority srcnat; policy accept;".into(),
+                "jump masquerading".into(),
+            ],
+        ),
         (
             "masquerading",
             vec![
@@ -79,8 +131,14 @@ pub fn render_base(base: &Base) -> String {
         (
             "services",
             vec![
-                format!("ip daddr . meta l4proto . th dport vmap @{}", Map::ServiceIps.name()),
-                format!("{np_match} meta l4proto . th dport vmap @{}", Map::ServiceNodeports.name()),
+                format!(
+                    "ip daddr . meta l4proto . th dport vmap @{}",
+                    Map::ServiceIps.name()
+                ),
+                format!(
+                    "{np_match} meta l4proto . th dport vmap @{}",
+                    Map::ServiceNodeports.name()
+                ),
             ],
         ),
     ];
@@ -98,7 +156,10 @@ pub fn render_base(base: &Base) -> String {
 /// Full sync: recreate the table in one transaction. `add; delete; add`
 /// works whether or not the table exists, and conntrack entries (so
 /// established connections) survive because only new flows consult the rules.
-pub fn render_full<'a>(base: &Base, plans: impl IntoIterator<Item = &'a ServicePlan> + Clone) -> String {
+pub fn render_full<'a>(
+    base: &Base,
+    plans: impl IntoIterator<Item = &'a ServicePlan> + Clone,
+) -> String {
     let mut out = String::with_capacity(1 << 16);
     let _ = writeln!(out, "add table ip {TABLE}\ndelete table ip {TABLE}");
     out.push_str(&render_base(base));
@@ -128,19 +189,31 @@ pub fn render_full<'a>(base: &Base, plans: impl IntoIterator<Item = &'a ServiceP
     let _ = writeln!(out, "}}");
     for plan in plans {
         for ((map, key), value) in &plan.elements {
-            elements.entry(*map).or_default().push(format!("{key} : {value}"));
+            elements
+                .entry(*map)
+                .or_default()
+                .push(format!("{key} : {value}"));
         }
         hairpin.extend(plan.hairpin.iter().copied());
     }
     for (map, elems) in elements {
         // Chunks keep single lines of the script reasonable.
         for chunk in elems.chunks(4096) {
-            let _ = writeln!(out, "add element ip {TABLE} {} {{ {} }}", map.name(), chunk.join(", "));
+            let _ = writeln!(
+                out,
+                "add element ip {TABLE} {} {{ {} }}",
+                map.name(),
+                chunk.join(", ")
+            );
         }
     }
     let pairs: Vec<String> = hairpin.iter().map(|ip| format!("{ip} . {ip}")).collect();
     for chunk in pairs.chunks(4096) {
-        let _ = writeln!(out, "add element ip {TABLE} hairpin {{ {} }}", chunk.join(", "));
+        let _ = writeln!(
+            out,
+            "add element ip {TABLE} hairpin {{ {} }}",
+            chunk.join(", ")
+        );
     }
     out
 }
@@ -161,7 +234,11 @@ pub fn render_service(plan: &ServicePlan) -> String {
         }
     }
     for ((map, key), value) in &plan.elements {
-        let _ = writeln!(out, "add element ip {TABLE} {} {{ {key} : {value} }}", map.name());
+        let _ = writeln!(
+            out,
+            "add element ip {TABLE} {} {{ {key} : {value} }}",
+            map.name()
+        );
     }
     for ip in &plan.hairpin {
         let _ = writeln!(out, "add element ip {TABLE} hairpin {{ {ip} . {ip} }}");
@@ -203,10 +280,16 @@ impl Diff {
 
     /// The transaction text.
     pub fn script(&self) -> String {
-        [&self.create, &self.rules, &self.delete_elements, &self.add_elements, &self.flush_removed]
-            .into_iter()
-            .map(String::as_str)
-            .collect()
+        [
+            &self.create,
+            &self.rules,
+            &self.delete_elements,
+            &self.add_elements,
+            &self.flush_removed,
+        ]
+        .into_iter()
+        .map(String::as_str)
+        .collect()
     }
 
     /// Adds the changes from `old` to `new` of one Service.
@@ -234,28 +317,47 @@ impl Diff {
         }
         for ((map, key), value) in &old.elements {
             if new.elements.get(&(*map, key.clone())) != Some(value) {
-                let _ = writeln!(self.delete_elements, "delete element ip {TABLE} {} {{ {key} }}", map.name());
+                let _ = writeln!(
+                    self.delete_elements,
+                    "delete element ip {TABLE} {} {{ {key} }}",
+                    map.name()
+                );
             }
         }
         for ((map, key), value) in &new.elements {
             if old.elements.get(&(*map, key.clone())) != Some(value) {
-                let _ = writeln!(self.add_elements, "add element ip {TABLE} {} {{ {key} : {value} }}", map.name());
+                let _ = writeln!(
+                    self.add_elements,
+                    "add element ip {TABLE} {} {{ {key} : {value} }}",
+                    map.name()
+                );
             }
         }
         for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
             let _ = writeln!(self.flush_removed, "flush chain ip {TABLE} {name}");
             self.removed_chains.push(name.clone());
         }
-        self.removed_sets.extend(old.sets.keys().filter(|n| !new.sets.contains_key(*n)).cloned());
+        self.removed_sets.extend(
+            old.sets
+                .keys()
+                .filter(|n| !new.sets.contains_key(*n))
+                .cloned(),
+        );
     }
 
     /// Hairpin pair changes (computed over all Services by the caller).
     pub fn hairpin(&mut self, added: &[Ipv4Addr], removed: &[Ipv4Addr]) {
         for ip in removed {
-            let _ = writeln!(self.delete_elements, "delete element ip {TABLE} hairpin {{ {ip} . {ip} }}");
+            let _ = writeln!(
+                self.delete_elements,
+                "delete element ip {TABLE} hairpin {{ {ip} . {ip} }}"
+            );
         }
         for ip in added {
-            let _ = writeln!(self.add_elements, "add element ip {TABLE} hairpin {{ {ip} . {ip} }}");
+            let _ = writeln!(
+                self.add_elements,
+                "add element ip {TABLE} hairpin {{ {ip} . {ip} }}"
+            );
         }
     }
 }

@@ -31,7 +31,13 @@ pub(crate) struct SyncLoop<N, C> {
 }
 
 impl<N: Nft + 'static, C: Conntrack + 'static> SyncLoop<N, C> {
-    pub(crate) fn new(proxier: Proxier<N, C>, base: Base, node_name: String, metrics: ProxyMetrics, healthz: health::Healthz) -> Self {
+    pub(crate) fn new(
+        proxier: Proxier<N, C>,
+        base: Base,
+        node_name: String,
+        metrics: ProxyMetrics,
+        healthz: health::Healthz,
+    ) -> Self {
         SyncLoop {
             proxier: Some(proxier),
             base,
@@ -128,8 +134,12 @@ impl<N: Nft + 'static, C: Conntrack + 'static> SyncLoop<N, C> {
         match result {
             Ok(stats) => {
                 tracing::debug!(?stats, ?elapsed, "proxy sync");
-                self.metrics.rules.set(i64::try_from(stats.rules).unwrap_or(i64::MAX));
-                let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                self.metrics
+                    .rules
+                    .set(i64::try_from(stats.rules).unwrap_or(i64::MAX));
+                let now = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default();
                 self.metrics.last_sync.set(now.as_secs_f64());
                 if stats.full {
                     self.metrics.full_syncs.inc();
@@ -142,8 +152,11 @@ impl<N: Nft + 'static, C: Conntrack + 'static> SyncLoop<N, C> {
                 self.dirty.extend(dirty);
             }
         }
-        let wanted: BTreeMap<u16, HealthCheck> =
-            self.desired.values().flat_map(|p| p.health.iter().map(|(k, v)| (*k, v.clone()))).collect();
+        let wanted: BTreeMap<u16, HealthCheck> = self
+            .desired
+            .values()
+            .flat_map(|p| p.health.iter().map(|(k, v)| (*k, v.clone())))
+            .collect();
         self.health_servers.update(&wanted).await;
         if !ok {
             return Some(tokio::time::Instant::now() + Duration::from_secs(1));
@@ -196,7 +209,10 @@ mod tests {
     }
 
     fn slice(ips: &[&str]) -> EndpointSlice {
-        let eps: Vec<_> = ips.iter().map(|ip| json!({"addresses": [ip], "nodeName": "n1"})).collect();
+        let eps: Vec<_> = ips
+            .iter()
+            .map(|ip| json!({"addresses": [ip], "nodeName": "n1"}))
+            .collect();
         serde_json::from_value(json!({
             "metadata": {"namespace": "default", "name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
             "addressType": "IPv4", "endpoints": eps, "ports": [{"port": 8080, "protocol": "TCP"}]
@@ -211,7 +227,11 @@ mod tests {
             if got.len() >= n {
                 return got;
             }
-            assert!(tokio::time::Instant::now() < deadline, "only {} syncs: {got:?}", got.len());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} syncs: {got:?}",
+                got.len()
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -219,10 +239,19 @@ mod tests {
     #[tokio::test]
     async fn full_sync_after_initial_lists_then_incremental_syncs() {
         let rec = Recorder::default();
-        let base = Base { cluster_cidr: "10.244.0.0/16".parse().unwrap(), nodeport_addresses: vec![] };
+        let base = Base {
+            cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+            nodeport_addresses: vec![],
+        };
         let proxier = Proxier::new(rec.clone(), NoConntrack, base.clone());
         let metrics = ProxyMetrics::new();
-        let mut lp = SyncLoop::new(proxier, base, "n1".into(), metrics.clone(), health::Healthz::default());
+        let mut lp = SyncLoop::new(
+            proxier,
+            base,
+            "n1".into(),
+            metrics.clone(),
+            health::Healthz::default(),
+        );
         let (svc_tx, svc_rx) = futures::channel::mpsc::unbounded();
         let (slice_tx, slice_rx) = futures::channel::mpsc::unbounded();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -239,7 +268,11 @@ mod tests {
         // No sync before the EndpointSlice list is complete.
         tokio::time::sleep(MIN_SYNC_PERIOD * 3).await;
         assert!(rec.0.lock().unwrap().is_empty());
-        for ev in [Event::Init, Event::InitApply(slice(&["10.244.1.10"])), Event::InitDone] {
+        for ev in [
+            Event::Init,
+            Event::InitApply(slice(&["10.244.1.10"])),
+            Event::InitDone,
+        ] {
             slice_tx.unbounded_send(Ok(ev)).unwrap();
         }
         let scripts = wait_for(&rec, 1).await;
@@ -247,18 +280,34 @@ mod tests {
         assert!(scripts[0].contains("dnat to 10.244.1.10:8080"));
 
         // A burst of changes becomes one incremental transaction.
-        slice_tx.unbounded_send(Ok(Event::Apply(slice(&["10.244.1.10", "10.244.1.11"])))).unwrap();
-        slice_tx.unbounded_send(Ok(Event::Apply(slice(&["10.244.1.10", "10.244.1.12"])))).unwrap();
+        slice_tx
+            .unbounded_send(Ok(Event::Apply(slice(&["10.244.1.10", "10.244.1.11"]))))
+            .unwrap();
+        slice_tx
+            .unbounded_send(Ok(Event::Apply(slice(&["10.244.1.10", "10.244.1.12"]))))
+            .unwrap();
         let scripts = wait_for(&rec, 2).await;
         assert!(!scripts[1].contains("delete table"), "{}", scripts[1]);
-        assert!(scripts[1].contains("dnat to 10.244.1.12:8080") && !scripts[1].contains("10.244.1.11"), "{}", scripts[1]);
+        assert!(
+            scripts[1].contains("dnat to 10.244.1.12:8080") && !scripts[1].contains("10.244.1.11"),
+            "{}",
+            scripts[1]
+        );
 
         svc_tx.unbounded_send(Ok(Event::Delete(svc()))).unwrap();
         let scripts = wait_for(&rec, 3).await;
-        assert!(scripts[2].contains("delete element ip portico service-ips { 10.96.0.20 . tcp . 80 }"), "{}", scripts[2]);
+        assert!(
+            scripts[2].contains("delete element ip portico service-ips { 10.96.0.20 . tcp . 80 }"),
+            "{}",
+            scripts[2]
+        );
         // The flushed chain is deleted in a later transaction.
         let scripts = wait_for(&rec, 4).await;
-        assert!(scripts[3].starts_with("delete chain ip portico service-"), "{}", scripts[3]);
+        assert!(
+            scripts[3].starts_with("delete chain ip portico service-"),
+            "{}",
+            scripts[3]
+        );
         assert_eq!(metrics.full_syncs.get(), 1);
 
         stop_tx.send(()).unwrap();

@@ -21,11 +21,20 @@ use serde_json::json;
 type P = Proxier<NftCli, ConntrackCli>;
 
 fn proxier(t: &Topology) -> P {
-    Proxier::new(NftCli { prefix: t.prefix() }, ConntrackCli { prefix: t.prefix() }, base())
+    Proxier::new(
+        NftCli { prefix: t.prefix() },
+        ConntrackCli { prefix: t.prefix() },
+        base(),
+    )
 }
 
 /// Plans `services` as node `node` sees them and syncs every one of them.
-fn program(p: &mut P, node: &str, b: &Base, services: &[(&Service, &[EndpointSlice])]) -> portico_proxy::SyncStats {
+fn program(
+    p: &mut P,
+    node: &str,
+    b: &Base,
+    services: &[(&Service, &[EndpointSlice])],
+) -> portico_proxy::SyncStats {
     let mut desired: BTreeMap<String, Arc<ServicePlan>> = p.applied().clone();
     let mut changed: BTreeSet<String> = p.applied().keys().cloned().collect();
     desired.clear();
@@ -51,7 +60,10 @@ fn nodeport_svc(port: u16, node_port: u16, extra: serde_json::Value) -> Service 
 }
 
 fn names(bodies: &[String]) -> BTreeSet<String> {
-    bodies.iter().map(|b| b.split(' ').next().unwrap().to_string()).collect()
+    bodies
+        .iter()
+        .map(|b| b.split(' ').next().unwrap().to_string())
+        .collect()
 }
 
 fn set(v: &[&str]) -> BTreeSet<String> {
@@ -81,7 +93,10 @@ fn nodeport_and_cluster_ip_balance_across_two_backends_and_restart_converges() {
     // client -> NodeIP:30080 -> pod:8080, source masqueraded to the node.
     let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 40);
     assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]), "{bodies:?}");
-    assert!(bodies.iter().all(|b| b.ends_with(NODE_POD_GW)), "{bodies:?}");
+    assert!(
+        bodies.iter().all(|b| b.ends_with(NODE_POD_GW)),
+        "{bodies:?}"
+    );
     // The ClusterIP from the node itself.
     let bodies = http_many(&t.node, addr("10.96.0.30:80"), 40);
     assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]), "{bodies:?}");
@@ -97,17 +112,68 @@ fn nodeport_and_cluster_ip_balance_across_two_backends_and_restart_converges() {
 }
 
 #[test]
+fn pods_keep_their_source_ip_and_hairpin_is_masqueraded() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let s = nodeport_svc(80, 30080, json!({}));
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    let mut p = proxier(&t);
+    program(&mut p, "node-a", &base(), &[(&s, &slices)]);
+    let bodies = http_many(&t.pod_a, addr("10.96.0.30:80"), 40);
+    assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]), "{bodies:?}");
+    for b in &bodies {
+        if b.starts_with("pod-b") {
+            // pod -> ClusterIP -> other pod: no SNAT.
+            assert_eq!(b, &format!("pod-b {POD_A}"));
+        } else {
+            // pod -> ClusterIP -> itself: masqueraded to the node, or it would answer itself.
+            assert_eq!(b, &format!("pod-a {NODE_POD_GW}"));
+        }
+    }
+}
+
+#[test]
+fn established_connections_survive_a_restart_full_sync() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let s = nodeport_svc(80, 30080, json!({}));
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    let mut p = proxier(&t);
+    program(&mut p, "node-a", &base(), &[(&s, &slices)]);
+    let mut conn = Conn::open(&t.client, addr(&format!("{NODE_IP}:30080")));
+    let first = conn.ask("ECHO 1");
+    let pod = first.split(' ').next().unwrap().to_string();
+    // A restarted agent recreates the table in one transaction.
+    let mut restarted = proxier(&t);
+    assert!(program(&mut restarted, "node-a", &base(), &[(&s, &slices)]).full);
+    assert_eq!(conn.ask("ECHO 2"), format!("{pod} ECHO 2"));
+}
+
+#[test]
 fn service_without_endpoints_refuses_at_once() {
     require_root!();
     let t = Topology::new();
     let s = nodeport_svc(80, 30080, json!({}));
     let mut p = proxier(&t);
     program(&mut p, "node-a", &base(), &[(&s, &[])]);
-    for (ns, target) in [(&t.client, format!("{NODE_IP}:30080")), (&t.node, "10.96.0.30:80".to_string())] {
+    for (ns, target) in [
+        (&t.client, format!("{NODE_IP}:30080")),
+        (&t.node, "10.96.0.30:80".to_string()),
+    ] {
         let started = Instant::now();
         let err = http_get(ns, addr(&target), Duration::from_secs(3)).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{target}: {err}");
-        assert!(started.elapsed() < Duration::from_millis(500), "{target} took {:?}", started.elapsed());
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "{target}: {err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{target} took {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -116,19 +182,31 @@ fn external_traffic_policy_local_keeps_client_ip_and_other_nodes_drop() {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
-    let s = nodeport_svc(80, 30080, json!({"externalTrafficPolicy": "Local", "healthCheckNodePort": 32000}));
+    let s = nodeport_svc(
+        80,
+        30080,
+        json!({"externalTrafficPolicy": "Local", "healthCheckNodePort": 32000}),
+    );
     let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
     let mut p = proxier(&t);
     program(&mut p, "node-a", &base(), &[(&s, &slices)]);
     let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 20);
     // Only the local pod serves, and it sees the real client address.
-    assert!(bodies.iter().all(|b| b == &format!("pod-a {CLIENT_IP}")), "{bodies:?}");
+    assert!(
+        bodies.iter().all(|b| b == &format!("pod-a {CLIENT_IP}")),
+        "{bodies:?}"
+    );
     assert_eq!(p.applied()["default/web"].health[&32000].local_endpoints, 1);
 
     // The same Service as a node without local endpoints sees it: dropped, not refused.
     let stats = program(&mut p, "node-c", &base(), &[(&s, &slices)]);
     assert!(!stats.full);
-    let err = http_get(&t.client, addr(&format!("{NODE_IP}:30080")), Duration::from_millis(800)).unwrap_err();
+    let err = http_get(
+        &t.client,
+        addr(&format!("{NODE_IP}:30080")),
+        Duration::from_millis(800),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
     assert_eq!(p.applied()["default/web"].health[&32000].local_endpoints, 0);
     // The ClusterIP still works from the node.
@@ -168,10 +246,64 @@ fn udp_node_port_reaches_both_backends() {
     program(&mut p, "node-a", &base(), &[(&s, &slices)]);
     let mut seen = BTreeSet::new();
     for _ in 0..40 {
-        let answer = udp_ask(&t.client, addr(&format!("{NODE_IP}:30053")), Duration::from_secs(2)).unwrap();
+        let answer = udp_ask(
+            &t.client,
+            addr(&format!("{NODE_IP}:30053")),
+            Duration::from_secs(2),
+        )
+        .unwrap();
         seen.insert(answer.split(' ').next().unwrap().to_string());
     }
     assert_eq!(seen, set(&["pod-a", "pod-b"]));
+}
+
+#[test]
+fn removing_a_udp_endpoint_deletes_its_conntrack_entries() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let s = svc(
+        "web",
+        json!({"type": "NodePort", "clusterIP": "10.96.0.30",
+               "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080, "nodePort": 30053}]}),
+    );
+    let mut p = proxier(&t);
+    program(
+        &mut p,
+        "node-a",
+        &base(),
+        &[(&s, &[slice("web", &pods(), &[("", 8080, "UDP")])])],
+    );
+    let target = addr(&format!("{NODE_IP}:30053"));
+    let first = udp_ask_from(&t.client, 40053, target, Duration::from_secs(2)).unwrap();
+    let first = first.split(' ').next().unwrap().to_string();
+    // The same 5-tuple keeps its conntrack entry, so the same pod answers.
+    for _ in 0..5 {
+        assert!(
+            udp_ask_from(&t.client, 40053, target, Duration::from_secs(2))
+                .unwrap()
+                .starts_with(&first)
+        );
+    }
+    // Remove the endpoint that answered (its process keeps running): the
+    // stale entry must go, so the flow moves to the other pod.
+    let (keep_ip, other) = if first == "pod-a" {
+        (POD_B, "pod-b")
+    } else {
+        (POD_A, "pod-a")
+    };
+    let node = if keep_ip == POD_A { "node-a" } else { "node-b" };
+    program(
+        &mut p,
+        "node-a",
+        &base(),
+        &[(
+            &s,
+            &[slice("web", &[(keep_ip, node, true)], &[("", 8080, "UDP")])],
+        )],
+    );
+    let answer = udp_ask_from(&t.client, 40053, target, Duration::from_secs(2)).unwrap();
+    assert!(answer.starts_with(other), "{answer}");
 }
 
 #[test]
@@ -180,7 +312,11 @@ fn incremental_changes_take_effect() {
     let mut t = Topology::new();
     t.start_backends(8080);
     let s = nodeport_svc(80, 30080, json!({}));
-    let one = [slice("web", &[(POD_A, "node-a", true)], &[("", 8080, "TCP")])];
+    let one = [slice(
+        "web",
+        &[(POD_A, "node-a", true)],
+        &[("", 8080, "TCP")],
+    )];
     let mut p = proxier(&t);
     program(&mut p, "node-a", &base(), &[(&s, &one)]);
     let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 10);
@@ -196,20 +332,44 @@ fn incremental_changes_take_effect() {
     // Change the Service port: the new one serves, the old one is gone.
     let moved = nodeport_svc(81, 30081, json!({}));
     assert!(!program(&mut p, "node-a", &base(), &[(&moved, &two)]).full);
-    assert_eq!(names(&http_many(&t.node, addr("10.96.0.30:81"), 20)), set(&["pod-a", "pod-b"]));
-    assert_eq!(names(&http_many(&t.client, addr(&format!("{NODE_IP}:30081")), 20)), set(&["pod-a", "pod-b"]));
-    assert!(http_get(&t.client, addr(&format!("{NODE_IP}:30080")), Duration::from_millis(500)).is_err());
+    assert_eq!(
+        names(&http_many(&t.node, addr("10.96.0.30:81"), 20)),
+        set(&["pod-a", "pod-b"])
+    );
+    assert_eq!(
+        names(&http_many(&t.client, addr(&format!("{NODE_IP}:30081")), 20)),
+        set(&["pod-a", "pod-b"])
+    );
+    assert!(http_get(
+        &t.client,
+        addr(&format!("{NODE_IP}:30080")),
+        Duration::from_millis(500)
+    )
+    .is_err());
 
     // Delete the Service; after the deferred deletion its chains are gone too.
     program(&mut p, "node-a", &base(), &[]);
     let table = t.list_table();
-    assert!(!table.contains("dnat to") && !table.contains("goto service-"), "{table}");
-    assert!(http_get(&t.client, addr(&format!("{NODE_IP}:30081")), Duration::from_millis(500)).is_err());
+    assert!(
+        !table.contains("dnat to") && !table.contains("goto service-"),
+        "{table}"
+    );
+    assert!(http_get(
+        &t.client,
+        addr(&format!("{NODE_IP}:30081")),
+        Duration::from_millis(500)
+    )
+    .is_err());
     std::thread::sleep(portico_proxy::apply::DELETE_DELAY);
     assert!(p.has_pending_deletes());
-    p.sync(&BTreeMap::new(), &BTreeSet::new(), Instant::now()).unwrap();
+    p.sync(&BTreeMap::new(), &BTreeSet::new(), Instant::now())
+        .unwrap();
     assert!(!p.has_pending_deletes());
-    assert!(!t.list_table().contains("default/web"), "{}", t.list_table());
+    assert!(
+        !t.list_table().contains("default/web"),
+        "{}",
+        t.list_table()
+    );
 }
 
 #[test]
@@ -229,10 +389,28 @@ fn load_balancer_source_ranges_filter_clients() {
     };
     let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
     let mut p = proxier(&t);
-    program(&mut p, "node-a", &base(), &[(&lb(json!(["192.168.77.0/24"])), &slices)]);
-    assert_eq!(names(&http_many(&t.client, addr("172.18.255.1:80"), 20)), set(&["pod-a", "pod-b"]));
-    program(&mut p, "node-a", &base(), &[(&lb(json!(["10.9.0.0/16"])), &slices)]);
-    let err = http_get(&t.client, addr("172.18.255.1:80"), Duration::from_millis(800)).unwrap_err();
+    program(
+        &mut p,
+        "node-a",
+        &base(),
+        &[(&lb(json!(["192.168.77.0/24"])), &slices)],
+    );
+    assert_eq!(
+        names(&http_many(&t.client, addr("172.18.255.1:80"), 20)),
+        set(&["pod-a", "pod-b"])
+    );
+    program(
+        &mut p,
+        "node-a",
+        &base(),
+        &[(&lb(json!(["10.9.0.0/16"])), &slices)],
+    );
+    let err = http_get(
+        &t.client,
+        addr("172.18.255.1:80"),
+        Duration::from_millis(800),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
 }
 
@@ -246,8 +424,24 @@ fn nodeport_addresses_limit_which_addresses_serve() {
     // Only the pod-bridge address serves NodePorts; the client-facing one does not.
     let mut b = base();
     b.nodeport_addresses = vec!["10.244.1.0/24".parse().unwrap()];
-    let mut p = Proxier::new(NftCli { prefix: t.prefix() }, ConntrackCli { prefix: t.prefix() }, b.clone());
+    let mut p = Proxier::new(
+        NftCli { prefix: t.prefix() },
+        ConntrackCli { prefix: t.prefix() },
+        b.clone(),
+    );
     program(&mut p, "node-a", &b, &[(&s, &slices)]);
-    assert!(http_get(&t.client, addr(&format!("{NODE_IP}:30080")), Duration::from_millis(800)).is_err());
-    assert_eq!(names(&http_many(&t.client, addr(&format!("{NODE_POD_GW}:30080")), 20)), set(&["pod-a", "pod-b"]));
+    assert!(http_get(
+        &t.client,
+        addr(&format!("{NODE_IP}:30080")),
+        Duration::from_millis(800)
+    )
+    .is_err());
+    assert_eq!(
+        names(&http_many(
+            &t.client,
+            addr(&format!("{NODE_POD_GW}:30080")),
+            20
+        )),
+        set(&["pod-a", "pod-b"])
+    );
 }

@@ -7,9 +7,16 @@ use common::*;
 use portico_proxy::render::{render_base, render_service};
 use serde_json::json;
 
-const TWO_PODS: &[(&str, &str, bool)] = &[("10.244.1.10", "node-a", true), ("10.244.2.10", "node-b", true)];
+const TWO_PODS: &[(&str, &str, bool)] = &[
+    ("10.244.1.10", "node-a", true),
+    ("10.244.2.10", "node-b", true),
+];
 
-fn snap(name: &str, svc: &k8s_openapi::api::core::v1::Service, slices: &[k8s_openapi::api::discovery::v1::EndpointSlice]) {
+fn snap(
+    name: &str,
+    svc: &k8s_openapi::api::core::v1::Service,
+    slices: &[k8s_openapi::api::discovery::v1::EndpointSlice],
+) {
     let text = render_service(&plan(svc, slices, "node-a", &base()));
     insta::assert_snapshot!(name, text);
 }
@@ -22,14 +29,24 @@ fn base_table() {
 #[test]
 fn base_table_with_nodeport_addresses() {
     let mut b = base();
-    b.nodeport_addresses = vec!["192.168.77.0/24".parse().unwrap(), "10.0.0.1/32".parse().unwrap()];
+    b.nodeport_addresses = vec![
+        "192.168.77.0/24".parse().unwrap(),
+        "10.0.0.1/32".parse().unwrap(),
+    ];
     insta::assert_snapshot!("base_nodeport_addresses", render_base(&b));
 }
 
 #[test]
 fn cluster_ip() {
-    let s = svc("web", json!({"clusterIP": "10.96.0.20", "ports": [{"port": 80, "targetPort": 8080}]}));
-    snap("cluster_ip", &s, &[slice("web", TWO_PODS, &[("", 8080, "TCP")])]);
+    let s = svc(
+        "web",
+        json!({"clusterIP": "10.96.0.20", "ports": [{"port": 80, "targetPort": 8080}]}),
+    );
+    snap(
+        "cluster_ip",
+        &s,
+        &[slice("web", TWO_PODS, &[("", 8080, "TCP")])],
+    );
 }
 
 #[test]
@@ -38,7 +55,15 @@ fn node_port() {
         "nginx-service-nodeport",
         json!({"type": "NodePort", "clusterIP": "10.96.0.30", "ports": [{"port": 80, "targetPort": 80, "nodePort": 30080}]}),
     );
-    snap("node_port", &s, &[slice("nginx-service-nodeport", TWO_PODS, &[("", 80, "TCP")])]);
+    snap(
+        "node_port",
+        &s,
+        &[slice(
+            "nginx-service-nodeport",
+            TWO_PODS,
+            &[("", 80, "TCP")],
+        )],
+    );
 }
 
 #[test]
@@ -52,18 +77,32 @@ fn load_balancer_with_source_ranges() {
         ),
         "172.18.255.1",
     );
-    snap("load_balancer_source_ranges", &s, &[slice("my-app-lb", TWO_PODS, &[("", 3000, "TCP")])]);
+    snap(
+        "load_balancer_source_ranges",
+        &s,
+        &[slice("my-app-lb", TWO_PODS, &[("", 3000, "TCP")])],
+    );
 }
 
 #[test]
 fn external_ips() {
-    let s = svc("ext", json!({"clusterIP": "10.96.0.50", "externalIPs": ["203.0.113.7"], "ports": [{"port": 80}]}));
-    snap("external_ips", &s, &[slice("ext", TWO_PODS, &[("", 80, "TCP")])]);
+    let s = svc(
+        "ext",
+        json!({"clusterIP": "10.96.0.50", "externalIPs": ["203.0.113.7"], "ports": [{"port": 80}]}),
+    );
+    snap(
+        "external_ips",
+        &s,
+        &[slice("ext", TWO_PODS, &[("", 80, "TCP")])],
+    );
 }
 
 #[test]
 fn no_endpoints_reject_everywhere() {
-    let s = svc("empty", json!({"type": "NodePort", "clusterIP": "10.96.0.60", "ports": [{"port": 80, "nodePort": 30060}]}));
+    let s = svc(
+        "empty",
+        json!({"type": "NodePort", "clusterIP": "10.96.0.60", "ports": [{"port": 80, "nodePort": 30060}]}),
+    );
     snap("no_endpoints", &s, &[]);
 }
 
@@ -74,16 +113,31 @@ fn external_traffic_policy_local() {
         json!({"type": "NodePort", "clusterIP": "10.96.0.70", "externalTrafficPolicy": "Local",
                "healthCheckNodePort": 32000, "ports": [{"port": 80, "nodePort": 30070}]}),
     );
-    snap("etp_local", &s, &[slice("local", TWO_PODS, &[("", 80, "TCP")])]);
+    snap(
+        "etp_local",
+        &s,
+        &[slice("local", TWO_PODS, &[("", 80, "TCP")])],
+    );
     // A node without a local endpoint drops external traffic.
     let only_b = &[("10.244.2.10", "node-b", true)];
-    snap("etp_local_no_local_endpoint", &s, &[slice("local", only_b, &[("", 80, "TCP")])]);
+    snap(
+        "etp_local_no_local_endpoint",
+        &s,
+        &[slice("local", only_b, &[("", 80, "TCP")])],
+    );
 }
 
 #[test]
 fn internal_traffic_policy_local() {
-    let s = svc("itp", json!({"clusterIP": "10.96.0.80", "internalTrafficPolicy": "Local", "ports": [{"port": 80}]}));
-    snap("itp_local", &s, &[slice("itp", TWO_PODS, &[("", 80, "TCP")])]);
+    let s = svc(
+        "itp",
+        json!({"clusterIP": "10.96.0.80", "internalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+    );
+    snap(
+        "itp_local",
+        &s,
+        &[slice("itp", TWO_PODS, &[("", 80, "TCP")])],
+    );
 }
 
 #[test]
@@ -93,7 +147,11 @@ fn client_ip_affinity() {
         json!({"clusterIP": "10.96.0.90", "sessionAffinity": "ClientIP",
                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}, "ports": [{"port": 80}]}),
     );
-    snap("affinity", &s, &[slice("sticky", TWO_PODS, &[("", 80, "TCP")])]);
+    snap(
+        "affinity",
+        &s,
+        &[slice("sticky", TWO_PODS, &[("", 80, "TCP")])],
+    );
 }
 
 #[test]
@@ -104,7 +162,15 @@ fn multi_port_with_named_target_ports() {
             {"name": "http", "port": 80, "targetPort": "web"},
             {"name": "https", "port": 443, "targetPort": 8443}]}),
     );
-    snap("multi_port", &s, &[slice("multi", TWO_PODS, &[("http", 8080, "TCP"), ("https", 8443, "TCP")])]);
+    snap(
+        "multi_port",
+        &s,
+        &[slice(
+            "multi",
+            TWO_PODS,
+            &[("http", 8080, "TCP"), ("https", 8443, "TCP")],
+        )],
+    );
 }
 
 #[test]
@@ -115,19 +181,50 @@ fn tcp_and_udp_on_the_same_port() {
             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "nodePort": 30053},
             {"name": "dns-udp", "port": 53, "protocol": "UDP", "nodePort": 30053}]}),
     );
-    snap("tcp_udp", &s, &[slice("dns", TWO_PODS, &[("dns-tcp", 5353, "TCP"), ("dns-udp", 5353, "UDP")])]);
+    snap(
+        "tcp_udp",
+        &s,
+        &[slice(
+            "dns",
+            TWO_PODS,
+            &[("dns-tcp", 5353, "TCP"), ("dns-udp", 5353, "UDP")],
+        )],
+    );
 }
 
 #[test]
 fn terminating_endpoints_are_a_fallback_only() {
-    let s = svc("term", json!({"clusterIP": "10.96.0.120", "ports": [{"port": 80}]}));
-    let mixed = &[("10.244.1.10", "node-a", true), ("10.244.2.10", "node-b", false)];
-    let p = plan(&s, &[slice("term", mixed, &[("", 80, "TCP")])], "node-a", &base());
-    let rules: Vec<String> = p.chains.values().flatten().map(ToString::to_string).collect();
+    let s = svc(
+        "term",
+        json!({"clusterIP": "10.96.0.120", "ports": [{"port": 80}]}),
+    );
+    let mixed = &[
+        ("10.244.1.10", "node-a", true),
+        ("10.244.2.10", "node-b", false),
+    ];
+    let p = plan(
+        &s,
+        &[slice("term", mixed, &[("", 80, "TCP")])],
+        "node-a",
+        &base(),
+    );
+    let rules: Vec<String> = p
+        .chains
+        .values()
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
     assert!(rules.iter().any(|r| r.contains("dnat to 10.244.1.10:80")));
-    assert!(!rules.iter().any(|r| r.contains("10.244.2.10")), "{rules:?}");
+    assert!(
+        !rules.iter().any(|r| r.contains("10.244.2.10")),
+        "{rules:?}"
+    );
     let only_terminating = &[("10.244.2.10", "node-b", false)];
-    snap("terminating_fallback", &s, &[slice("term", only_terminating, &[("", 80, "TCP")])]);
+    snap(
+        "terminating_fallback",
+        &s,
+        &[slice("term", only_terminating, &[("", 80, "TCP")])],
+    );
 }
 
 #[test]
@@ -138,8 +235,14 @@ fn ignored_services_have_no_rules() {
         "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53, "protocol": "UDP"}]}
     }))
     .unwrap();
-    let headless = svc("headless", json!({"clusterIP": "None", "ports": [{"port": 80}]}));
-    let external_name = svc("ext", json!({"type": "ExternalName", "externalName": "example.com"}));
+    let headless = svc(
+        "headless",
+        json!({"clusterIP": "None", "ports": [{"port": 80}]}),
+    );
+    let external_name = svc(
+        "ext",
+        json!({"type": "ExternalName", "externalName": "example.com"}),
+    );
     for s in [labelled, headless, external_name] {
         assert_eq!(plan(&s, &[], "node-a", &base()), Default::default());
     }
@@ -147,7 +250,13 @@ fn ignored_services_have_no_rules() {
 
 #[test]
 fn replanning_the_same_input_gives_the_same_plan() {
-    let s = svc("web", json!({"type": "NodePort", "clusterIP": "10.96.0.20", "ports": [{"port": 80, "nodePort": 30080}]}));
+    let s = svc(
+        "web",
+        json!({"type": "NodePort", "clusterIP": "10.96.0.20", "ports": [{"port": 80, "nodePort": 30080}]}),
+    );
     let slices = [slice("web", TWO_PODS, &[("", 80, "TCP")])];
-    assert_eq!(plan(&s, &slices, "node-a", &base()), plan(&s, &slices, "node-a", &base()));
+    assert_eq!(
+        plan(&s, &slices, "node-a", &base()),
+        plan(&s, &slices, "node-a", &base())
+    );
 }

@@ -118,8 +118,9 @@ pub fn v3_index() -> Value {
     json!({ "paths": paths })
 }
 
-/// `GET /openapi/v3/{gv_path}`; accepts `api/v1`, `/openapi/v3/apis/apps/v1`,
-/// with or without a leading `/` or a `?hash=` query. `None` if not served.
+/// `GET /openapi/v3/{gv_path}`; accepts `api/v1`, `v3/api/v1` or
+/// `/openapi/v3/apis/apps/v1`, with or without a `?hash=` query. `None` if
+/// not served.
 pub fn v3_document(gv_path: &str) -> Option<Value> {
     find_doc(gv_path).map(|d| d.doc.clone())
 }
@@ -127,7 +128,8 @@ pub fn v3_document(gv_path: &str) -> Option<Value> {
 fn find_doc(gv_path: &str) -> Option<&'static GvDoc> {
     let path = gv_path.split('?').next().unwrap_or(gv_path);
     let path = path.trim_start_matches('/');
-    let path = path.strip_prefix("openapi/v3/").unwrap_or(path);
+    let path = path.strip_prefix("openapi/").unwrap_or(path);
+    let path = path.strip_prefix("v3/").unwrap_or(path);
     let path = path.trim_end_matches('/');
     documents().iter().find(|d| d.path == path)
 }

@@ -36,6 +36,8 @@ fn document_lookup_accepts_request_paths() {
     assert!(v3_document("api/v1").is_some());
     assert!(v3_document("/openapi/v3/apis/apps/v1?hash=abc").is_some());
     assert!(v3_document("/apis/networking.k8s.io/v1").is_some());
+    assert!(v3_document("v3/api/v1").is_some());
+    assert_eq!(v3_hash("v3/api/v1"), v3_hash("api/v1"));
     assert!(v3_document("apis/apps/v2").is_none());
     assert!(v3_document("apis/batch/v1").is_none());
 }

@@ -18,11 +18,17 @@ impl Chooser for Script {
 }
 
 fn ranges() -> Ranges {
-    Ranges { cidr: "10.96.0.0/12".parse().unwrap(), ports: 30000..=32767 }
+    Ranges {
+        cidr: "10.96.0.0/12".parse().unwrap(),
+        ports: 30000..=32767,
+    }
 }
 
 fn script() -> Script {
-    Script { ips: vec![20, 21, 22], idx: vec![0, 1, 2] }
+    Script {
+        ips: vec![20, 21, 22],
+        idx: vec![0, 1, 2],
+    }
 }
 
 fn svc(spec: Value) -> Value {
@@ -37,7 +43,13 @@ fn clusterip_create_picks_random_ip_and_sets_families() {
     assert_eq!(s["spec"]["clusterIPs"], json!(["10.96.0.20"]));
     assert_eq!(s["spec"]["ipFamilies"], json!(["IPv4"]));
     assert_eq!(s["spec"]["ipFamilyPolicy"], "SingleStack");
-    assert_eq!(p.claims, vec![Claim { key: "/registry-alloc/clusterip/10.96.0.20".into(), taken_error: None }]);
+    assert_eq!(
+        p.claims,
+        vec![Claim {
+            key: "/registry-alloc/clusterip/10.96.0.20".into(),
+            taken_error: None
+        }]
+    );
     assert!(p.releases.is_empty());
 }
 
@@ -87,27 +99,59 @@ fn random_nodeport_skips_taken_ports() {
 
 #[test]
 fn update_keeps_allocations_and_type_change_releases_them() {
-    let old = svc(json!({"type": "NodePort", "clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"], "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}));
+    let old = svc(
+        json!({"type": "NodePort", "clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"], "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}),
+    );
     // A PUT that leaves out clusterIP and nodePort keeps both, claiming nothing.
     let mut new = svc(json!({"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}]}));
-    let p = plan(Some(&old), &mut new, &ranges(), &BTreeSet::new(), &mut script()).unwrap();
+    let p = plan(
+        Some(&old),
+        &mut new,
+        &ranges(),
+        &BTreeSet::new(),
+        &mut script(),
+    )
+    .unwrap();
     assert_eq!(p, Plan::default());
     assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
     assert_eq!(new["spec"]["clusterIP"], "10.96.0.5");
     // NodePort -> ClusterIP drops the untouched nodePort and releases it.
     let mut new = old.clone();
     new["spec"]["type"] = json!("ClusterIP");
-    let p = plan(Some(&old), &mut new, &ranges(), &BTreeSet::new(), &mut script()).unwrap();
+    let p = plan(
+        Some(&old),
+        &mut new,
+        &ranges(),
+        &BTreeSet::new(),
+        &mut script(),
+    )
+    .unwrap();
     assert!(new["spec"]["ports"][0].get("nodePort").is_none());
-    assert_eq!(p.releases, vec!["/registry-alloc/nodeport/30080".to_string()]);
+    assert_eq!(
+        p.releases,
+        vec!["/registry-alloc/nodeport/30080".to_string()]
+    );
     // NodePort -> ExternalName releases the IP too.
     let mut new = old.clone();
     new["spec"]["type"] = json!("ExternalName");
     new["spec"]["externalName"] = json!("example.com");
-    let p = plan(Some(&old), &mut new, &ranges(), &BTreeSet::new(), &mut script()).unwrap();
+    let p = plan(
+        Some(&old),
+        &mut new,
+        &ranges(),
+        &BTreeSet::new(),
+        &mut script(),
+    )
+    .unwrap();
     assert!(new["spec"].get("clusterIP").is_none());
     assert_eq!(p.releases.len(), 2);
-    assert_eq!(held_keys(&old), vec!["/registry-alloc/clusterip/10.96.0.5".to_string(), "/registry-alloc/nodeport/30080".to_string()]);
+    assert_eq!(
+        held_keys(&old),
+        vec![
+            "/registry-alloc/clusterip/10.96.0.5".to_string(),
+            "/registry-alloc/nodeport/30080".to_string()
+        ]
+    );
 }
 
 #[test]
@@ -124,7 +168,9 @@ fn headless_and_externalname_allocate_nothing() {
 
 #[test]
 fn lb_with_local_policy_gets_health_check_port() {
-    let mut s = svc(json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}));
+    let mut s = svc(
+        json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}),
+    );
     let p = plan(None, &mut s, &ranges(), &BTreeSet::new(), &mut script()).unwrap();
     assert_eq!(s["spec"]["ports"][0]["nodePort"], 30000);
     assert_eq!(s["spec"]["healthCheckNodePort"], 30002);

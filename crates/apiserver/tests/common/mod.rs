@@ -29,7 +29,9 @@ pub fn config(dir: &Path, listener: std::net::TcpListener) -> ServerConfig {
 
 pub async fn client_for(kubeconfig: &Path) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap();
     kube::Client::try_from(cfg).unwrap()
 }
 
@@ -52,7 +54,14 @@ impl TestServer {
             .unwrap();
         });
         let client = client_for(&prepared.kubeconfig_path).await;
-        let s = Self { dir, url, prepared, client, shutdown: Some(tx), handle: Some(handle) };
+        let s = Self {
+            dir,
+            url,
+            prepared,
+            client,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        };
         s.wait_ready().await;
         s
     }
@@ -60,7 +69,15 @@ impl TestServer {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok((200, _)) = self.try_req(Method::GET, "/api/v1/namespaces/default", None, "application/json").await {
+            if let Ok((200, _)) = self
+                .try_req(
+                    Method::GET,
+                    "/api/v1/namespaces/default",
+                    None,
+                    "application/json",
+                )
+                .await
+            {
                 return;
             }
             assert!(Instant::now() < deadline, "server did not become ready");
@@ -79,8 +96,16 @@ impl TestServer {
         self.dir
     }
 
-    pub async fn try_req(&self, method: Method, path: &str, body: Option<&Value>, content_type: &str) -> Result<(u16, Value), kube::Error> {
-        let body = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+    pub async fn try_req(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        content_type: &str,
+    ) -> Result<(u16, Value), kube::Error> {
+        let body = body
+            .map(|b| serde_json::to_vec(b).unwrap())
+            .unwrap_or_default();
         let req = Request::builder()
             .method(method)
             .uri(path)
@@ -90,16 +115,21 @@ impl TestServer {
         let resp = self.client.send(req).await?;
         let code = resp.status().as_u16();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Ok((code, v))
     }
 
     pub async fn req(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-        self.try_req(method, path, body, "application/json").await.unwrap()
+        self.try_req(method, path, body, "application/json")
+            .await
+            .unwrap()
     }
 
     pub async fn patch(&self, path: &str, body: &Value, content_type: &str) -> (u16, Value) {
-        self.try_req(Method::PATCH, path, Some(body), content_type).await.unwrap()
+        self.try_req(Method::PATCH, path, Some(body), content_type)
+            .await
+            .unwrap()
     }
 
     pub fn kubeconfig(&self) -> &Path {
@@ -120,7 +150,11 @@ pub async fn kubectl_at(kubeconfig: &Path, args: &[&str]) -> (bool, String, Stri
         .output()
         .await
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn nodeport_svc(name: &str, node_port: Option<u16>) -> Value {

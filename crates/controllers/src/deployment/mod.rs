@@ -45,7 +45,9 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         let q = queue.clone();
         inf.replicasets.on_change(move |old, new| {
             for rs in [old, new].into_iter().flatten() {
-                if let Some(r) = util::controller_ref(&rs.metadata).filter(|r| r.kind == "Deployment") {
+                if let Some(r) =
+                    util::controller_ref(&rs.metadata).filter(|r| r.kind == "Deployment")
+                {
                     q.add(format!("{}/{}", rs.namespace().unwrap_or_default(), r.name));
                 }
             }
@@ -83,10 +85,17 @@ impl Ctl {
             .replicasets
             .state()
             .into_iter()
-            .filter(|rs| rs.namespace().as_deref() == Some(ns) && util::is_controlled_by(&rs.metadata, &uid))
+            .filter(|rs| {
+                rs.namespace().as_deref() == Some(ns) && util::is_controlled_by(&rs.metadata, &uid)
+            })
             .map(|rs| (*rs).clone())
             .collect();
-        rss.sort_by_key(|rs| (rs.metadata.creation_timestamp.clone().map(|t| t.0), rs.name_any()));
+        rss.sort_by_key(|rs| {
+            (
+                rs.metadata.creation_timestamp.clone().map(|t| t.0),
+                rs.name_any(),
+            )
+        });
         let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
         let d_ref = d.object_ref(&());
         let mut progress = Progress::Idle;
@@ -102,7 +111,12 @@ impl Ctl {
             .unwrap_or(0);
         let (surge, _) = rollout::fenceposts(&d);
         let want = rollout::desired(&d);
-        let recreate = d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.type_.as_deref()) == Some("Recreate");
+        let recreate = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.strategy.as_ref())
+            .and_then(|s| s.type_.as_deref())
+            == Some("Recreate");
 
         if d.metadata.deletion_timestamp.is_none() && !paused {
             // Make sure the new ReplicaSet exists (Recreate waits for old pods to be gone).
@@ -110,7 +124,8 @@ impl Ctl {
                 let olds: Vec<&ReplicaSet> = rss.iter().collect();
                 let (may_create, replicas) = if recreate {
                     let (downs, may) = rollout::recreate_step(&d, None, &olds);
-                    self.apply_scales(&rs_api, &d, &d_ref, &mut rss, &downs).await?;
+                    self.apply_scales(&rs_api, &d, &d_ref, &mut rss, &downs)
+                        .await?;
                     if !downs.is_empty() {
                         progress = Progress::Updated;
                     }
@@ -120,11 +135,21 @@ impl Ctl {
                 };
                 if may_create {
                     let collision = d.status.as_ref().and_then(|s| s.collision_count);
-                    let hash = template::pod_template_hash(&d.spec.clone().unwrap_or_default().template, collision);
+                    let hash = template::pod_template_hash(
+                        &d.spec.clone().unwrap_or_default().template,
+                        collision,
+                    );
                     let rs = template::new_replicaset(&d, &hash, replicas, max_old_rev + 1, surge);
                     match rs_api.create(&PostParams::default(), &rs).await {
                         Ok(created) => {
-                            self.recorder.normal(&d_ref, "ScalingReplicaSet", format!("Scaled up replica set {} from 0 to {replicas}", created.name_any()));
+                            self.recorder.normal(
+                                &d_ref,
+                                "ScalingReplicaSet",
+                                format!(
+                                    "Scaled up replica set {} from 0 to {replicas}",
+                                    created.name_any()
+                                ),
+                            );
                             rss.push(created);
                             new_idx = Some(rss.len() - 1);
                             progress = Progress::Created;
@@ -133,7 +158,9 @@ impl Ctl {
                             // A ReplicaSet of that name exists: ours (cache lag) or a hash
                             // collision. Kubernetes bumps collisionCount for the latter.
                             let existing = rs_api.get(&rs.name_any()).await?;
-                            if !(template::template_matches(&existing, &d) && util::is_controlled_by(&existing.metadata, &uid)) {
+                            if !(template::template_matches(&existing, &d)
+                                && util::is_controlled_by(&existing.metadata, &uid))
+                            {
                                 let mut next = (*d).clone();
                                 let st = next.status.get_or_insert_with(Default::default);
                                 st.collision_count = Some(collision.unwrap_or(0).saturating_add(1));
@@ -164,11 +191,22 @@ impl Ctl {
                         REVISION: (max_old_rev + 1).to_string(),
                         REVISION_HISTORY: history.join(","),
                     }}});
-                    let updated = rs_api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                    let updated = rs_api
+                        .patch(
+                            &rs.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await?;
                     rss[i] = updated;
                 }
                 let new = rss[i].clone();
-                let olds: Vec<&ReplicaSet> = rss.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r).collect();
+                let olds: Vec<&ReplicaSet> = rss
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, r)| r)
+                    .collect();
                 let scales = if recreate {
                     rollout::recreate_step(&d, Some(&new), &olds).0
                 } else {
@@ -177,14 +215,25 @@ impl Ctl {
                 if !scales.is_empty() {
                     progress = Progress::Updated;
                 }
-                self.apply_scales(&rs_api, &d, &d_ref, &mut rss, &scales).await?;
+                self.apply_scales(&rs_api, &d, &d_ref, &mut rss, &scales)
+                    .await?;
                 // History cleanup once the rollout is done.
                 let done = scales.is_empty()
-                    && rss.iter().enumerate().all(|(j, r)| j == i || rollout::rs_replicas(r) == 0);
+                    && rss
+                        .iter()
+                        .enumerate()
+                        .all(|(j, r)| j == i || rollout::rs_replicas(r) == 0);
                 if done {
-                    let olds: Vec<&ReplicaSet> = rss.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r).collect();
+                    let olds: Vec<&ReplicaSet> = rss
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, r)| r)
+                        .collect();
                     for victim in rollout::history_to_delete(&d, &olds) {
-                        ignore_not_found(rs_api.delete(&victim, &DeleteParams::background()).await)?;
+                        ignore_not_found(
+                            rs_api.delete(&victim, &DeleteParams::background()).await,
+                        )?;
                     }
                 }
             }
@@ -195,9 +244,14 @@ impl Ctl {
         if let Some(new) = new {
             let rev = revision_of(&new.metadata);
             if rev > 0 && revision_of(&d.metadata) != rev {
-                let patch = serde_json::json!({"metadata": {"annotations": {REVISION: rev.to_string()}}});
+                let patch =
+                    serde_json::json!({"metadata": {"annotations": {REVISION: rev.to_string()}}});
                 let d_api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
-                ignore_not_found(d_api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                ignore_not_found(
+                    d_api
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )?;
             }
         }
         let all: Vec<&ReplicaSet> = rss.iter().collect();
@@ -208,7 +262,10 @@ impl Ctl {
             match d_api.get_status(name).await {
                 Ok(mut cur) => {
                     cur.status = Some(status);
-                    match d_api.replace_status(name, &PostParams::default(), &cur).await {
+                    match d_api
+                        .replace_status(name, &PostParams::default(), &cur)
+                        .await
+                    {
                         Ok(_) => {}
                         Err(e) if matches!(util::api_code(&e), Some(404) | Some(409)) => {
                             return Ok(Some(Duration::from_millis(50)));
@@ -241,9 +298,18 @@ impl Ctl {
                 }},
                 "spec": {"replicas": s.to},
             });
-            let updated = api.patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            let updated = api
+                .patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
             let dir = if s.to > s.from { "up" } else { "down" };
-            self.recorder.normal(d_ref, "ScalingReplicaSet", format!("Scaled {dir} replica set {} from {} to {}", s.name, s.from, s.to));
+            self.recorder.normal(
+                d_ref,
+                "ScalingReplicaSet",
+                format!(
+                    "Scaled {dir} replica set {} from {} to {}",
+                    s.name, s.from, s.to
+                ),
+            );
             if let Some(slot) = rss.iter_mut().find(|r| r.name_any() == s.name) {
                 *slot = updated;
             }

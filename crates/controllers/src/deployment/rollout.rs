@@ -29,7 +29,10 @@ pub fn rs_replicas(rs: &ReplicaSet) -> i32 {
 }
 
 fn rs_available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 fn is_recreate(d: &Deployment) -> bool {
@@ -70,7 +73,13 @@ pub fn fenceposts(d: &Deployment) -> (i32, i32) {
         .and_then(|s| s.strategy.as_ref())
         .and_then(|s| s.rolling_update.as_ref());
     let surge = scaled(ru.and_then(|r| r.max_surge.as_ref()), 25, replicas, true).max(0);
-    let mut unavailable = scaled(ru.and_then(|r| r.max_unavailable.as_ref()), 25, replicas, false).max(0);
+    let mut unavailable = scaled(
+        ru.and_then(|r| r.max_unavailable.as_ref()),
+        25,
+        replicas,
+        false,
+    )
+    .max(0);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
@@ -108,7 +117,11 @@ pub fn rolling_step(d: &Deployment, new: &ReplicaSet, old: &[&ReplicaSet]) -> Ve
         new_rs_replicas(d, new_cur, &all)
     };
     if target != new_cur {
-        return vec![Scale { name: new_name, from: new_cur, to: target }];
+        return vec![Scale {
+            name: new_name,
+            from: new_cur,
+            to: target,
+        }];
     }
 
     let old_count: i32 = old.iter().map(|rs| rs_replicas(rs)).sum();
@@ -123,8 +136,17 @@ pub fn rolling_step(d: &Deployment, new: &ReplicaSet, old: &[&ReplicaSet]) -> Ve
     if max_scaled_down <= 0 {
         return Vec::new();
     }
-    let mut olds: Vec<&ReplicaSet> = old.iter().copied().filter(|rs| rs_replicas(rs) > 0).collect();
-    olds.sort_by_key(|rs| (rs.metadata.creation_timestamp.clone().map(|t| t.0), rs.metadata.name.clone()));
+    let mut olds: Vec<&ReplicaSet> = old
+        .iter()
+        .copied()
+        .filter(|rs| rs_replicas(rs) > 0)
+        .collect();
+    olds.sort_by_key(|rs| {
+        (
+            rs.metadata.creation_timestamp.clone().map(|t| t.0),
+            rs.metadata.name.clone(),
+        )
+    });
     let mut out: Vec<Scale> = Vec::new();
     let current = |name: &str, rs: &ReplicaSet, out: &[Scale]| {
         out.iter()
@@ -145,7 +167,11 @@ pub fn rolling_step(d: &Deployment, new: &ReplicaSet, old: &[&ReplicaSet]) -> Ve
         let unhealthy = (cur - rs_available(rs)).max(0);
         let n = budget.min(unhealthy);
         if n > 0 {
-            out.push(Scale { name, from: cur, to: cur - n });
+            out.push(Scale {
+                name,
+                from: cur,
+                to: cur - n,
+            });
             budget -= n;
             cleaned += n;
         }
@@ -165,7 +191,11 @@ pub fn rolling_step(d: &Deployment, new: &ReplicaSet, old: &[&ReplicaSet]) -> Ve
             if let Some(s) = out.iter_mut().find(|s| s.name == name) {
                 s.to = cur - n;
             } else {
-                out.push(Scale { name, from: cur, to: cur - n });
+                out.push(Scale {
+                    name,
+                    from: cur,
+                    to: cur - n,
+                });
             }
             total_down -= n;
         }
@@ -176,7 +206,11 @@ pub fn rolling_step(d: &Deployment, new: &ReplicaSet, old: &[&ReplicaSet]) -> Ve
 /// One Recreate step: scale every old ReplicaSet to 0, wait until their pods are gone, then
 /// scale the new one to the desired count. `new` is `None` when it is not created yet; the
 /// bool says whether it may be created/scaled now.
-pub fn recreate_step(d: &Deployment, new: Option<&ReplicaSet>, old: &[&ReplicaSet]) -> (Vec<Scale>, bool) {
+pub fn recreate_step(
+    d: &Deployment,
+    new: Option<&ReplicaSet>,
+    old: &[&ReplicaSet],
+) -> (Vec<Scale>, bool) {
     let downs: Vec<Scale> = old
         .iter()
         .filter(|rs| rs_replicas(rs) > 0)
@@ -226,8 +260,15 @@ pub fn history_to_delete(d: &Deployment, old: &[&ReplicaSet]) -> Vec<String> {
                 && rs.metadata.deletion_timestamp.is_none()
         })
         .collect();
-    let excess = dead.len().saturating_sub(usize::try_from(limit).unwrap_or(0));
-    dead.sort_by_key(|rs| (revision_of(&rs.metadata), rs.metadata.creation_timestamp.clone().map(|t| t.0)));
+    let excess = dead
+        .len()
+        .saturating_sub(usize::try_from(limit).unwrap_or(0));
+    dead.sort_by_key(|rs| {
+        (
+            revision_of(&rs.metadata),
+            rs.metadata.creation_timestamp.clone().map(|t| t.0),
+        )
+    });
     dead.into_iter()
         .take(excess)
         .filter_map(|rs| rs.metadata.name.clone())
@@ -237,7 +278,10 @@ pub fn history_to_delete(d: &Deployment, old: &[&ReplicaSet]) -> Vec<String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDeployment};
+    use k8s_openapi::api::apps::v1::{
+        DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus,
+        RollingUpdateDeployment,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     pub fn deploy(replicas: i32, surge: IntOrString, unavailable: IntOrString) -> Deployment {
@@ -282,7 +326,11 @@ pub(crate) mod tests {
 
     #[test]
     fn percentages_resolve_like_kubernetes() {
-        let d = deploy(10, IntOrString::String("25%".into()), IntOrString::String("25%".into()));
+        let d = deploy(
+            10,
+            IntOrString::String("25%".into()),
+            IntOrString::String("25%".into()),
+        );
         assert_eq!(fenceposts(&d), (3, 2));
         let d = deploy(2, IntOrString::Int(0), IntOrString::Int(0));
         assert_eq!(fenceposts(&d), (0, 1));
@@ -305,12 +353,27 @@ pub(crate) mod tests {
                 target.spec.as_mut().unwrap().replicas = Some(s.to);
             }
             // Worst case: scaled-down pods vanish at once, new ones are not ready yet.
-            let avail = |r: &ReplicaSet| r.status.as_ref().unwrap().available_replicas.unwrap().min(rs_replicas(r));
-            assert!(avail(&new) + avail(&old) >= 3, "availability dropped below desired");
+            let avail = |r: &ReplicaSet| {
+                r.status
+                    .as_ref()
+                    .unwrap()
+                    .available_replicas
+                    .unwrap()
+                    .min(rs_replicas(r))
+            };
+            assert!(
+                avail(&new) + avail(&old) >= 3,
+                "availability dropped below desired"
+            );
             // Pods converge: availability follows spec.
             for r in [&mut new, &mut old] {
                 let n = rs_replicas(r);
-                r.status = Some(ReplicaSetStatus { replicas: n, available_replicas: Some(n), ready_replicas: Some(n), ..Default::default() });
+                r.status = Some(ReplicaSetStatus {
+                    replicas: n,
+                    available_replicas: Some(n),
+                    ready_replicas: Some(n),
+                    ..Default::default()
+                });
             }
             let total = rs_replicas(&new) + rs_replicas(&old);
             assert!((3..=4).contains(&total), "surge bounded by maxSurge");
@@ -320,16 +383,34 @@ pub(crate) mod tests {
 
     #[test]
     fn surge_first_then_scale_down() {
-        let d = deploy(2, IntOrString::String("25%".into()), IntOrString::String("25%".into()));
+        let d = deploy(
+            2,
+            IntOrString::String("25%".into()),
+            IntOrString::String("25%".into()),
+        );
         // surge 1, unavailable 0 -> 1
         let new = rs("new", 0, 0);
         let old = rs("old", 2, 2);
-        assert_eq!(rolling_step(&d, &new, &[&old]), vec![Scale { name: "new".into(), from: 0, to: 1 }]);
+        assert_eq!(
+            rolling_step(&d, &new, &[&old]),
+            vec![Scale {
+                name: "new".into(),
+                from: 0,
+                to: 1
+            }]
+        );
         let new = rs("new", 1, 0);
         // New pod not yet available: old scales down by at most maxUnavailable-derived room.
         assert_eq!(rolling_step(&d, &new, &[&old]), vec![]);
         let new = rs("new", 1, 1);
-        assert_eq!(rolling_step(&d, &new, &[&old]), vec![Scale { name: "old".into(), from: 2, to: 1 }]);
+        assert_eq!(
+            rolling_step(&d, &new, &[&old]),
+            vec![Scale {
+                name: "old".into(),
+                from: 2,
+                to: 1
+            }]
+        );
     }
 
     #[test]
@@ -338,10 +419,22 @@ pub(crate) mod tests {
         d.spec.as_mut().unwrap().revision_history_limit = Some(1);
         let mut a = rs("a", 0, 0);
         a.status.as_mut().unwrap().replicas = 0;
-        a.metadata.annotations = Some([(super::super::template::REVISION.to_string(), "1".to_string())].into());
+        a.metadata.annotations = Some(
+            [(
+                super::super::template::REVISION.to_string(),
+                "1".to_string(),
+            )]
+            .into(),
+        );
         let mut b = a.clone();
         b.metadata.name = Some("b".into());
-        b.metadata.annotations = Some([(super::super::template::REVISION.to_string(), "2".to_string())].into());
+        b.metadata.annotations = Some(
+            [(
+                super::super::template::REVISION.to_string(),
+                "2".to_string(),
+            )]
+            .into(),
+        );
         assert_eq!(history_to_delete(&d, &[&b, &a]), ["a"]);
     }
 }

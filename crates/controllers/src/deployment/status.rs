@@ -17,10 +17,20 @@ pub enum Progress {
     Idle,
 }
 
-fn set_condition(conds: &mut Vec<DeploymentCondition>, type_: &str, status: &str, reason: &str, message: String, now: jiff::Timestamp) {
+fn set_condition(
+    conds: &mut Vec<DeploymentCondition>,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: jiff::Timestamp,
+) {
     let existing = conds.iter_mut().find(|c| c.type_ == type_);
     match existing {
-        Some(c) if c.status == status && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message.as_str()) => {}
+        Some(c)
+            if c.status == status
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(message.as_str()) => {}
         Some(c) => {
             if c.status != status {
                 c.last_transition_time = Some(Time(now));
@@ -53,26 +63,68 @@ pub fn calculate_status(
     let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
     let replicas: i32 = all.iter().map(|rs| st(rs).replicas).sum();
     let updated = new.map(|rs| st(rs).replicas).unwrap_or(0);
-    let ready: i32 = all.iter().map(|rs| st(rs).ready_replicas.unwrap_or(0)).sum();
-    let available: i32 = all.iter().map(|rs| st(rs).available_replicas.unwrap_or(0)).sum();
+    let ready: i32 = all
+        .iter()
+        .map(|rs| st(rs).ready_replicas.unwrap_or(0))
+        .sum();
+    let available: i32 = all
+        .iter()
+        .map(|rs| st(rs).available_replicas.unwrap_or(0))
+        .sum();
     let total_spec: i32 = all.iter().map(|rs| rs_replicas(rs)).sum();
     let want = desired(d);
     let mut conds = prev.conditions.clone().unwrap_or_default();
     let (_, max_unavailable) = fenceposts(d);
     if available >= want - max_unavailable {
-        set_condition(&mut conds, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into(), now);
+        set_condition(
+            &mut conds,
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.".into(),
+            now,
+        );
     } else {
-        set_condition(&mut conds, "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into(), now);
+        set_condition(
+            &mut conds,
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.".into(),
+            now,
+        );
     }
     if let Some(new) = new {
         let name = new.metadata.name.clone().unwrap_or_default();
-        let complete = updated == want && replicas == want && available == want && rs_replicas(new) == want;
+        let complete =
+            updated == want && replicas == want && available == want && rs_replicas(new) == want;
         if complete {
-            set_condition(&mut conds, "Progressing", "True", "NewReplicaSetAvailable", format!("ReplicaSet \"{name}\" has successfully progressed."), now);
+            set_condition(
+                &mut conds,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                format!("ReplicaSet \"{name}\" has successfully progressed."),
+                now,
+            );
         } else if progress == Progress::Created {
-            set_condition(&mut conds, "Progressing", "True", "NewReplicaSetCreated", format!("Created new replica set \"{name}\""), now);
+            set_condition(
+                &mut conds,
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                format!("Created new replica set \"{name}\""),
+                now,
+            );
         } else if progress == Progress::Updated || !conds.iter().any(|c| c.type_ == "Progressing") {
-            set_condition(&mut conds, "Progressing", "True", "ReplicaSetUpdated", format!("ReplicaSet \"{name}\" is progressing."), now);
+            set_condition(
+                &mut conds,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                format!("ReplicaSet \"{name}\" is progressing."),
+                now,
+            );
         }
     }
     // Kubernetes lists Available before Progressing.
@@ -104,7 +156,14 @@ pub fn status_equal(a: Option<&DeploymentStatus>, b: &DeploymentStatus) -> bool 
         s.conditions
             .iter()
             .flatten()
-            .map(|c| (c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()))
+            .map(|c| {
+                (
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.message.clone(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     a.observed_generation == b.observed_generation
@@ -125,24 +184,52 @@ mod tests {
 
     #[test]
     fn complete_rollout_reports_two_of_two_and_successfully_progressed() {
-        let mut d = deploy(2, IntOrString::String("25%".into()), IntOrString::String("25%".into()));
+        let mut d = deploy(
+            2,
+            IntOrString::String("25%".into()),
+            IntOrString::String("25%".into()),
+        );
         d.metadata.generation = Some(1);
         let new = rs("nginx-abc", 2, 2);
-        let s = calculate_status(&d, Some(&new), &[&new], Progress::Idle, jiff::Timestamp::now());
-        assert_eq!((s.replicas, s.ready_replicas, s.updated_replicas, s.available_replicas, s.unavailable_replicas), (Some(2), Some(2), Some(2), Some(2), Some(0)));
+        let s = calculate_status(
+            &d,
+            Some(&new),
+            &[&new],
+            Progress::Idle,
+            jiff::Timestamp::now(),
+        );
+        assert_eq!(
+            (
+                s.replicas,
+                s.ready_replicas,
+                s.updated_replicas,
+                s.available_replicas,
+                s.unavailable_replicas
+            ),
+            (Some(2), Some(2), Some(2), Some(2), Some(0))
+        );
         assert_eq!(s.observed_generation, Some(1));
         let conds = s.conditions.unwrap();
         assert_eq!(conds[0].type_, "Available");
         assert_eq!(conds[0].reason.as_deref(), Some("MinimumReplicasAvailable"));
         assert_eq!(conds[1].reason.as_deref(), Some("NewReplicaSetAvailable"));
-        assert_eq!(conds[1].message.as_deref(), Some("ReplicaSet \"nginx-abc\" has successfully progressed."));
+        assert_eq!(
+            conds[1].message.as_deref(),
+            Some("ReplicaSet \"nginx-abc\" has successfully progressed.")
+        );
     }
 
     #[test]
     fn fresh_rollout_is_unavailable_and_created() {
         let d = deploy(2, IntOrString::Int(0), IntOrString::Int(0));
         let new = rs("nginx-abc", 2, 0);
-        let s = calculate_status(&d, Some(&new), &[&new], Progress::Created, jiff::Timestamp::now());
+        let s = calculate_status(
+            &d,
+            Some(&new),
+            &[&new],
+            Progress::Created,
+            jiff::Timestamp::now(),
+        );
         let conds = s.conditions.unwrap();
         assert_eq!(conds[0].status, "False");
         assert_eq!(conds[1].reason.as_deref(), Some("NewReplicaSetCreated"));

@@ -86,7 +86,10 @@ fn strip_hash(t: &PodTemplateSpec) -> serde_json::Value {
 
 /// Whether a ReplicaSet runs the Deployment's current template (Kubernetes' EqualIgnoreHash).
 pub fn template_matches(rs: &ReplicaSet, d: &Deployment) -> bool {
-    let (Some(rs_t), Some(d_spec)) = (rs.spec.as_ref().and_then(|s| s.template.as_ref()), d.spec.as_ref()) else {
+    let (Some(rs_t), Some(d_spec)) = (
+        rs.spec.as_ref().and_then(|s| s.template.as_ref()),
+        d.spec.as_ref(),
+    ) else {
         return false;
     };
     strip_hash(rs_t) == strip_hash(&d_spec.template)
@@ -120,7 +123,13 @@ pub fn copyable_annotations(d: &Deployment) -> BTreeMap<String, String> {
 
 /// The new ReplicaSet of a Deployment: `<deploy>-<hash>`, hash label on selector, template
 /// and labels, controller owner reference, revision annotations.
-pub fn new_replicaset(d: &Deployment, hash: &str, replicas: i32, revision: i64, max_surge: i32) -> ReplicaSet {
+pub fn new_replicaset(
+    d: &Deployment,
+    hash: &str,
+    replicas: i32,
+    revision: i64,
+    max_surge: i32,
+) -> ReplicaSet {
     let spec = d.spec.clone().unwrap_or_default();
     let mut template = spec.template.clone();
     let tmeta = template.metadata.get_or_insert_with(Default::default);
@@ -136,14 +145,20 @@ pub fn new_replicaset(d: &Deployment, hash: &str, replicas: i32, revision: i64, 
         .insert(HASH_LABEL.into(), hash.into());
     let mut annotations = copyable_annotations(d);
     annotations.insert(REVISION.into(), revision.to_string());
-    annotations.insert(DESIRED_REPLICAS.into(), spec.replicas.unwrap_or(1).to_string());
+    annotations.insert(
+        DESIRED_REPLICAS.into(),
+        spec.replicas.unwrap_or(1).to_string(),
+    );
     annotations.insert(
         MAX_REPLICAS.into(),
         (spec.replicas.unwrap_or(1).saturating_add(max_surge)).to_string(),
     );
     ReplicaSet {
         metadata: ObjectMeta {
-            name: Some(format!("{}-{hash}", d.metadata.name.clone().unwrap_or_default())),
+            name: Some(format!(
+                "{}-{hash}",
+                d.metadata.name.clone().unwrap_or_default()
+            )),
             namespace: d.metadata.namespace.clone(),
             labels,
             annotations: Some(annotations),

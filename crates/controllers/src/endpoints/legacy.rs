@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Service};
+use k8s_openapi::api::core::v1::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Service,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::ports::{port_protocol, PodEndpoint};
@@ -43,7 +45,10 @@ pub fn desired_endpoints(svc: &Service, pods: &[PodEndpoint]) -> Endpoints {
         if ports.is_empty() && !(headless && svc_ports.is_empty()) {
             continue;
         }
-        by_addr.insert((pe.ip.clone(), pe.pod_name.clone()), (addr, pe.ready, ports));
+        by_addr.insert(
+            (pe.ip.clone(), pe.pod_name.clone()),
+            (addr, pe.ready, ports),
+        );
     }
     // Repack: addresses sharing a port set form one subset (Kubernetes' RepackSubsets).
     let mut subsets: BTreeMap<String, EndpointSubset> = BTreeMap::new();
@@ -75,7 +80,11 @@ pub fn desired_endpoints(svc: &Service, pods: &[PodEndpoint]) -> Endpoints {
         metadata: ObjectMeta {
             name: svc.metadata.name.clone(),
             namespace: svc.metadata.namespace.clone(),
-            labels: if labels.is_empty() { None } else { Some(labels) },
+            labels: if labels.is_empty() {
+                None
+            } else {
+                Some(labels)
+            },
             ..Default::default()
         },
         subsets: Some(subsets.into_values().collect()),
@@ -112,17 +121,26 @@ mod tests {
 
     #[test]
     fn ready_pods_list_ip_port_pairs() {
-        let s = svc("nginx-service-nodeport", vec![sport("", 80, IntOrString::Int(80))]);
+        let s = svc(
+            "nginx-service-nodeport",
+            vec![sport("", 80, IntOrString::Int(80))],
+        );
         let pods = [
             pod("b", Some("10.244.1.6"), true, &[]),
             pod("a", Some("10.244.1.5"), true, &[]),
             pod("c", Some("10.244.1.7"), false, &[]),
         ];
-        let pes: Vec<_> = pods.iter().filter_map(|p| pod_endpoint(&s, p, false)).collect();
+        let pes: Vec<_> = pods
+            .iter()
+            .filter_map(|p| pod_endpoint(&s, p, false))
+            .collect();
         let e = desired_endpoints(&s, &pes);
         assert_eq!(kubectl_column(&e), "10.244.1.5:80,10.244.1.6:80");
         let subset = &e.subsets.as_ref().unwrap()[0];
-        assert_eq!(subset.not_ready_addresses.as_ref().unwrap()[0].ip, "10.244.1.7");
+        assert_eq!(
+            subset.not_ready_addresses.as_ref().unwrap()[0].ip,
+            "10.244.1.7"
+        );
         assert!(endpoints_equal(&e, &desired_endpoints(&s, &pes)));
     }
 }

@@ -53,7 +53,11 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         let (q, idx) = (queue.clone(), svc_index.clone());
         inf.services.on_change(move |_old, new| {
             if let Some(svc) = new {
-                let sel = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+                let sel = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.selector.clone())
+                    .unwrap_or_default();
                 idx.set(&svc.namespace().unwrap_or_default(), &svc.name_any(), &sel);
                 q.add(key_of(svc));
             } else if let Some(svc) = _old {
@@ -72,7 +76,11 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
                 }
             }
             match (old, new) {
-                (_, Some(p)) => pods.set(&p.namespace().unwrap_or_default(), &p.name_any(), p.labels()),
+                (_, Some(p)) => pods.set(
+                    &p.namespace().unwrap_or_default(),
+                    &p.name_any(),
+                    p.labels(),
+                ),
                 (Some(p), None) => pods.remove(&p.namespace().unwrap_or_default(), &p.name_any()),
                 (None, None) => {}
             }
@@ -89,7 +97,9 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
                 } else {
                     idx.remove(&ns, &s.name_any());
                 }
-                if s.labels().get(slices::LABEL_MANAGED_BY).map(String::as_str) == Some(slices::MANAGED_BY) {
+                if s.labels().get(slices::LABEL_MANAGED_BY).map(String::as_str)
+                    == Some(slices::MANAGED_BY)
+                {
                     if let Some(svc) = s.labels().get(slices::LABEL_SERVICE_NAME) {
                         q.add(format!("{ns}/{svc}"));
                     }
@@ -136,7 +146,10 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
 
 /// Numeric resourceVersions (ours and etcd's) compare by age; others only by equality.
 fn rv_at_least(have: Option<&str>, want: &str) -> bool {
-    match (have.and_then(|h| h.parse::<u64>().ok()), want.parse::<u64>().ok()) {
+    match (
+        have.and_then(|h| h.parse::<u64>().ok()),
+        want.parse::<u64>().ok(),
+    ) {
         (Some(h), Some(w)) => h >= w,
         _ => have == Some(want),
     }
@@ -146,7 +159,10 @@ impl Ctl {
     fn managed_slices(&self, ns: &str, svc: &str) -> Vec<EndpointSlice> {
         let sel = BTreeMap::from([
             (slices::LABEL_SERVICE_NAME.to_string(), svc.to_string()),
-            (slices::LABEL_MANAGED_BY.to_string(), slices::MANAGED_BY.to_string()),
+            (
+                slices::LABEL_MANAGED_BY.to_string(),
+                slices::MANAGED_BY.to_string(),
+            ),
         ]);
         self.slice_index
             .containing(ns, &sel)
@@ -168,9 +184,15 @@ impl Ctl {
             || list.iter().all(|e| match e {
                 Expect::Present { name, rv } => {
                     let cur = self.slices.get(&ObjectRef::new(name).within(ns));
-                    rv_at_least(cur.as_ref().and_then(|s| s.metadata.resource_version.as_deref()), rv)
+                    rv_at_least(
+                        cur.as_ref()
+                            .and_then(|s| s.metadata.resource_version.as_deref()),
+                        rv,
+                    )
                 }
-                Expect::Absent { name } => self.slices.get(&ObjectRef::new(name).within(ns)).is_none(),
+                Expect::Absent { name } => {
+                    self.slices.get(&ObjectRef::new(name).within(ns)).is_none()
+                }
             });
         if done {
             exp.remove(key);
@@ -192,9 +214,17 @@ impl Ctl {
         let Some(svc) = svc else {
             // Service gone: remove what we manage (the GC would, via ownerReferences, too).
             for s in self.managed_slices(ns, name) {
-                ignore_not_found(slice_api.delete(&s.name_any(), &DeleteParams::default()).await)?;
+                ignore_not_found(
+                    slice_api
+                        .delete(&s.name_any(), &DeleteParams::default())
+                        .await,
+                )?;
             }
-            if self.endpoints.get(&ObjectRef::new(name).within(ns)).is_some() {
+            if self
+                .endpoints
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some()
+            {
                 ignore_not_found(ep_api.delete(name, &DeleteParams::default()).await)?;
             }
             return Ok(None);
@@ -213,7 +243,10 @@ impl Ctl {
             .into_iter()
             .filter_map(|n| self.pods.get(&ObjectRef::new(&n).within(ns)))
             .collect();
-        let slice_eps: Vec<_> = pods.iter().filter_map(|p| ports::pod_endpoint(&svc, p, true)).collect();
+        let slice_eps: Vec<_> = pods
+            .iter()
+            .filter_map(|p| ports::pod_endpoint(&svc, p, true))
+            .collect();
         let existing = self.managed_slices(ns, name);
         let plan = slices::plan_slices(&svc, &slice_eps, &existing);
         let mut expects = Vec::new();
@@ -249,7 +282,10 @@ impl Ctl {
         result?;
 
         let publish = spec.publish_not_ready_addresses == Some(true);
-        let legacy_eps: Vec<_> = pods.iter().filter_map(|p| ports::pod_endpoint(&svc, p, publish)).collect();
+        let legacy_eps: Vec<_> = pods
+            .iter()
+            .filter_map(|p| ports::pod_endpoint(&svc, p, publish))
+            .collect();
         let desired = legacy::desired_endpoints(&svc, &legacy_eps);
         match self.endpoints.get(&ObjectRef::new(name).within(ns)) {
             Some(cur) if legacy::endpoints_equal(&cur, &desired) => {}

@@ -201,14 +201,23 @@ pub(crate) mod tests {
     #[test]
     fn named_target_port_resolves_per_pod() {
         let p = sport("http", 80, IntOrString::String("web".into()));
-        assert_eq!(find_port(&pod("a", None, true, &[("web", 8080)]), &p), Some(8080));
-        assert_eq!(find_port(&pod("b", None, true, &[("other", 9090)]), &p), None);
+        assert_eq!(
+            find_port(&pod("a", None, true, &[("web", 8080)]), &p),
+            Some(8080)
+        );
+        assert_eq!(
+            find_port(&pod("b", None, true, &[("other", 9090)]), &p),
+            None
+        );
         let udp = ServicePort {
             protocol: Some("UDP".into()),
             ..p.clone()
         };
         // Same name but the wrong protocol does not match.
-        assert_eq!(find_port(&pod("a", None, true, &[("web", 8080)]), &udp), None);
+        assert_eq!(
+            find_port(&pod("a", None, true, &[("web", 8080)]), &udp),
+            None
+        );
         let num = sport("", 80, IntOrString::Int(8081));
         assert_eq!(find_port(&pod("c", None, true, &[]), &num), Some(8081));
     }

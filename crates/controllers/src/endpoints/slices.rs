@@ -155,7 +155,9 @@ pub fn plan_slices(svc: &Service, pods: &[PodEndpoint], existing: &[EndpointSlic
     for pe in pods {
         let ports = slice_ports(svc, &pe.ports);
         let key = ports_key(&ports);
-        let entry = desired.entry(key).or_insert_with(|| (ports, BTreeMap::new()));
+        let entry = desired
+            .entry(key)
+            .or_insert_with(|| (ports, BTreeMap::new()));
         entry.1.insert(pe.pod_name.clone(), to_endpoint(pe));
     }
 
@@ -166,14 +168,20 @@ pub fn plan_slices(svc: &Service, pods: &[PodEndpoint], existing: &[EndpointSlic
     }
 
     // Only IPv4 slices are ours to manage here; others (if any) are left as they are.
-    let existing: Vec<&EndpointSlice> = existing.iter().filter(|s| s.address_type == "IPv4").collect();
+    let existing: Vec<&EndpointSlice> = existing
+        .iter()
+        .filter(|s| s.address_type == "IPv4")
+        .collect();
     let mut used: HashSet<String> = HashSet::new();
     for (key, (ports, mut want)) in desired {
         // Pass 1: keep endpoints where they are; drop the ones that went away.
         let mut touched: Vec<EndpointSlice> = Vec::new();
         let mut untouched: Vec<EndpointSlice> = Vec::new();
         let mut emptied: Vec<EndpointSlice> = Vec::new();
-        for slice in existing.iter().filter(|s| ports_key(s.ports.as_deref().unwrap_or_default()) == key) {
+        for slice in existing
+            .iter()
+            .filter(|s| ports_key(s.ports.as_deref().unwrap_or_default()) == key)
+        {
             let name = slice.metadata.name.clone().unwrap_or_default();
             used.insert(name);
             let mut changed = !meta_matches(slice, &labels, &owner);
@@ -206,7 +214,8 @@ pub fn plan_slices(svc: &Service, pods: &[PodEndpoint], existing: &[EndpointSlic
         }
         for mut s in emptied {
             if new_eps.is_empty() {
-                plan.delete.push(s.metadata.name.clone().unwrap_or_default());
+                plan.delete
+                    .push(s.metadata.name.clone().unwrap_or_default());
             } else {
                 fill(&mut s, &mut new_eps);
                 touched.push(s);
@@ -302,7 +311,8 @@ fn plan_placeholder(
     }
     for (i, s) in existing.iter().enumerate() {
         if Some(i) != keep {
-            plan.delete.push(s.metadata.name.clone().unwrap_or_default());
+            plan.delete
+                .push(s.metadata.name.clone().unwrap_or_default());
         }
     }
     plan
@@ -316,14 +326,19 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn eps(s: &Service, pods: &[k8s_openapi::api::core::v1::Pod]) -> Vec<PodEndpoint> {
-        pods.iter().filter_map(|p| pod_endpoint(s, p, true)).collect()
+        pods.iter()
+            .filter_map(|p| pod_endpoint(s, p, true))
+            .collect()
     }
 
     /// Applies a plan to a list of slices as the API server would.
     fn apply(mut slices: Vec<EndpointSlice>, plan: SlicePlan) -> Vec<EndpointSlice> {
         slices.retain(|s| !plan.delete.contains(s.metadata.name.as_ref().unwrap()));
         for u in plan.update {
-            let i = slices.iter().position(|s| s.metadata.name == u.metadata.name).unwrap();
+            let i = slices
+                .iter()
+                .position(|s| s.metadata.name == u.metadata.name)
+                .unwrap();
             slices[i] = u;
         }
         slices.extend(plan.create);
@@ -345,11 +360,18 @@ mod tests {
         assert_eq!(labels[LABEL_SERVICE_NAME], "nginx");
         assert_eq!(labels[LABEL_MANAGED_BY], MANAGED_BY);
         assert_eq!(slice.address_type, "IPv4");
-        let addrs: Vec<_> = slice.endpoints.iter().map(|e| e.addresses[0].as_str()).collect();
+        let addrs: Vec<_> = slice
+            .endpoints
+            .iter()
+            .map(|e| e.addresses[0].as_str())
+            .collect();
         assert_eq!(addrs, ["10.244.1.5", "10.244.1.6"]);
         assert_eq!(slice.ports.as_ref().unwrap()[0].port, Some(80));
         let owner = &slice.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.controller), ("Service", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("Service", Some(true))
+        );
         // Applying the plan converges: nothing more to do.
         let slices = apply(vec![], plan);
         assert!(plan_slices(&s, &eps(&s, &pods), &slices).is_empty());
@@ -359,15 +381,27 @@ mod tests {
     fn one_pod_change_rewrites_one_slice() {
         let s = svc("big", vec![sport("", 80, IntOrString::Int(80))]);
         let mut pods: Vec<_> = (0..250)
-            .map(|i| pod(&format!("p{i:03}"), Some(&format!("10.244.{}.{}", i / 200, i % 200 + 1)), true, &[]))
+            .map(|i| {
+                pod(
+                    &format!("p{i:03}"),
+                    Some(&format!("10.244.{}.{}", i / 200, i % 200 + 1)),
+                    true,
+                    &[],
+                )
+            })
             .collect();
         let slices = apply(vec![], plan_slices(&s, &eps(&s, &pods), &[]));
         assert_eq!(slices.len(), 3);
-        assert!(slices.iter().all(|s| s.endpoints.len() <= MAX_ENDPOINTS_PER_SLICE));
+        assert!(slices
+            .iter()
+            .all(|s| s.endpoints.len() <= MAX_ENDPOINTS_PER_SLICE));
         // p007 turns unready.
         pods[7] = pod("p007", Some("10.244.0.8"), false, &[]);
         let plan = plan_slices(&s, &eps(&s, &pods), &slices);
-        assert_eq!((plan.create.len(), plan.update.len(), plan.delete.len()), (0, 1, 0));
+        assert_eq!(
+            (plan.create.len(), plan.update.len(), plan.delete.len()),
+            (0, 1, 0)
+        );
         let ep = plan.update[0]
             .endpoints
             .iter()
@@ -378,7 +412,10 @@ mod tests {
         let slices = apply(slices, plan);
         pods.push(pod("new", Some("10.244.9.9"), true, &[]));
         let plan = plan_slices(&s, &eps(&s, &pods), &slices);
-        assert_eq!((plan.create.len(), plan.update.len(), plan.delete.len()), (0, 1, 0));
+        assert_eq!(
+            (plan.create.len(), plan.update.len(), plan.delete.len()),
+            (0, 1, 0)
+        );
     }
 
     #[test]
@@ -403,7 +440,13 @@ mod tests {
             .unwrap();
         assert_eq!(with_http.endpoints.len(), 1);
         assert_eq!(with_http.endpoints[0].addresses, ["10.244.1.5"]);
-        let ports: Vec<_> = with_http.ports.as_ref().unwrap().iter().map(|p| p.port.unwrap()).collect();
+        let ports: Vec<_> = with_http
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.port.unwrap())
+            .collect();
         assert!(ports.contains(&8080) && ports.contains(&9090));
     }
 

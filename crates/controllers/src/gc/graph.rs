@@ -83,15 +83,24 @@ mod tests {
     fn dependents_go_when_all_owners_are_gone() {
         let o = [owner("a"), owner("b")];
         assert_eq!(dependent_action(&o, &[true, true]), DependentAction::Keep);
-        assert_eq!(dependent_action(&o, &[false, false]), DependentAction::Delete);
-        assert_eq!(dependent_action(&o, &[false, true]), DependentAction::Rewrite(vec![owner("b")]));
+        assert_eq!(
+            dependent_action(&o, &[false, false]),
+            DependentAction::Delete
+        );
+        assert_eq!(
+            dependent_action(&o, &[false, true]),
+            DependentAction::Rewrite(vec![owner("b")])
+        );
     }
 
     #[test]
     fn owners_follow_their_propagation_finalizer() {
         let f = |s: &str| vec![s.to_string()];
         assert_eq!(owner_action(&f(ORPHAN), true, 3), OwnerAction::Orphan);
-        assert_eq!(owner_action(&f(FOREGROUND), true, 2), OwnerAction::DeleteDependents);
+        assert_eq!(
+            owner_action(&f(FOREGROUND), true, 2),
+            OwnerAction::DeleteDependents
+        );
         assert_eq!(owner_action(&f(FOREGROUND), true, 0), OwnerAction::Finish);
         assert_eq!(owner_action(&f(FOREGROUND), false, 0), OwnerAction::None);
         assert_eq!(owner_action(&[], true, 0), OwnerAction::None);

@@ -68,8 +68,14 @@ where
                     deleting: obj.meta().deletion_timestamp.is_some(),
                 };
                 let interesting = !node.owners.is_empty()
-                    || (node.deleting && node.finalizers.iter().any(|f| f == graph::FOREGROUND || f == graph::ORPHAN));
-                graph.dependents.set(&uid, node.owners.iter().map(|o| o.uid.clone()).collect());
+                    || (node.deleting
+                        && node
+                            .finalizers
+                            .iter()
+                            .any(|f| f == graph::FOREGROUND || f == graph::ORPHAN));
+                graph
+                    .dependents
+                    .set(&uid, node.owners.iter().map(|o| o.uid.clone()).collect());
                 if node.deleting {
                     // A dependent going away may let a foreground owner finish.
                     node.owners.iter().for_each(|o| queue.add(o.uid.clone()));
@@ -91,7 +97,9 @@ where
                     for d in graph.dependents.dependents(&uid) {
                         queue.add(d);
                     }
-                    obj.owner_references().iter().for_each(|o| queue.add(o.uid.clone()));
+                    obj.owner_references()
+                        .iter()
+                        .for_each(|o| queue.add(o.uid.clone()));
                 }
             }
         }
@@ -167,7 +175,11 @@ impl Ctl {
     }
 
     /// Whether the owner still exists (same UID), from the graph or a live read.
-    async fn owner_exists(&self, owner: &OwnerReference, ns: Option<&str>) -> Result<bool, ControllerError> {
+    async fn owner_exists(
+        &self,
+        owner: &OwnerReference,
+        ns: Option<&str>,
+    ) -> Result<bool, ControllerError> {
         if self.node(&owner.uid).is_some() {
             return Ok(true);
         }
@@ -179,7 +191,11 @@ impl Ctl {
         };
         // Cluster-scoped owners are read cluster-wide; namespaced ones in the dependent's ns.
         let api = self.api(&resource, ns);
-        let api = if ns.is_some() { api } else { self.api(&resource, None) };
+        let api = if ns.is_some() {
+            api
+        } else {
+            self.api(&resource, None)
+        };
         match api.get_opt(&owner.name).await {
             Ok(Some(obj)) => Ok(obj.uid().as_deref() == Some(owner.uid.as_str())),
             Ok(None) => Ok(false),
@@ -188,7 +204,9 @@ impl Ctl {
                 // A namespaced lookup of a cluster-scoped kind fails; retry cluster-wide.
                 if ns.is_some() {
                     match self.api(&resource, None).get_opt(&owner.name).await {
-                        Ok(Some(obj)) => return Ok(obj.uid().as_deref() == Some(owner.uid.as_str())),
+                        Ok(Some(obj)) => {
+                            return Ok(obj.uid().as_deref() == Some(owner.uid.as_str()))
+                        }
                         Ok(None) => return Ok(false),
                         Err(_) => {}
                     }
@@ -213,10 +231,14 @@ impl Ctl {
         match graph::owner_action(&node.finalizers, node.deleting, deps.len()) {
             OwnerAction::Orphan => {
                 for (_, dep) in &deps {
-                    let refs: Vec<&OwnerReference> = dep.owners.iter().filter(|o| o.uid != uid).collect();
+                    let refs: Vec<&OwnerReference> =
+                        dep.owners.iter().filter(|o| o.uid != uid).collect();
                     let patch = serde_json::json!({"metadata": {"ownerReferences": refs}});
                     let dapi = self.api(&dep.resource, dep.namespace.as_deref());
-                    util::ignore_not_found(dapi.patch(&dep.name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                    util::ignore_not_found(
+                        dapi.patch(&dep.name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await,
+                    )?;
                 }
                 self.drop_finalizer(&api, &node, graph::ORPHAN).await?;
                 return Ok(None);
@@ -224,7 +246,9 @@ impl Ctl {
             OwnerAction::DeleteDependents => {
                 for (_, dep) in deps.iter().filter(|(_, d)| !d.deleting) {
                     let dapi = self.api(&dep.resource, dep.namespace.as_deref());
-                    util::ignore_not_found(dapi.delete(&dep.name, &DeleteParams::foreground()).await)?;
+                    util::ignore_not_found(
+                        dapi.delete(&dep.name, &DeleteParams::foreground()).await,
+                    )?;
                 }
                 return Ok(Some(Duration::from_millis(500)));
             }
@@ -248,16 +272,27 @@ impl Ctl {
             }
             DependentAction::Rewrite(refs) => {
                 let patch = serde_json::json!({"metadata": {"ownerReferences": refs}});
-                util::ignore_not_found(api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                util::ignore_not_found(
+                    api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )?;
             }
         }
         Ok(None)
     }
 
-    async fn drop_finalizer(&self, api: &Api<DynamicObject>, node: &GraphNode, finalizer: &str) -> Result<(), ControllerError> {
+    async fn drop_finalizer(
+        &self,
+        api: &Api<DynamicObject>,
+        node: &GraphNode,
+        finalizer: &str,
+    ) -> Result<(), ControllerError> {
         let rest: Vec<&String> = node.finalizers.iter().filter(|f| *f != finalizer).collect();
         let patch = serde_json::json!({"metadata": {"finalizers": rest}});
-        util::ignore_not_found(api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+        util::ignore_not_found(
+            api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await,
+        )?;
         Ok(())
     }
 }

@@ -86,7 +86,10 @@ impl Ctl {
                 for obj in list.items {
                     remaining += 1;
                     if obj.metadata.deletion_timestamp.is_none() {
-                        util::ignore_not_found(api.delete(&obj.name_any(), &DeleteParams::background()).await)?;
+                        util::ignore_not_found(
+                            api.delete(&obj.name_any(), &DeleteParams::background())
+                                .await,
+                        )?;
                     }
                 }
             }
@@ -107,7 +110,10 @@ impl Ctl {
             );
         }
         let api: Api<Namespace> = Api::all(self.client.clone());
-        match api.replace_subresource("finalize", name, &PostParams::default(), &next).await {
+        match api
+            .replace_subresource("finalize", name, &PostParams::default(), &next)
+            .await
+        {
             Ok(_) => Ok(None),
             Err(e) if util::api_code(&e) == Some(404) => Ok(None),
             Err(e) if util::api_code(&e) == Some(409) => Ok(Some(Duration::from_millis(100))),

@@ -87,10 +87,17 @@ impl Ctl {
             // Drop entries the cache now shows, or whose Service went away.
             inflight.retain(|k, ip| {
                 let (ns, name) = split_key(k);
-                let cur = self.services.get(&ObjectRef::new(name).within(ns.unwrap_or_default()));
+                let cur = self
+                    .services
+                    .get(&ObjectRef::new(name).within(ns.unwrap_or_default()));
                 cur.is_some_and(|s| plan::wants_lb(&s) && plan::current_ip(&s) != Some(*ip))
             });
-            used.extend(inflight.iter().filter(|(k, _)| k.as_str() != except).map(|(_, ip)| *ip));
+            used.extend(
+                inflight
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != except)
+                    .map(|(_, ip)| *ip),
+            );
         }
         used
     }
@@ -108,16 +115,25 @@ impl Ctl {
             // Type changed away: release the address (foreign classes are not ours).
             if cur.is_some() && !plan::foreign_class(&svc) {
                 let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": null}}});
-                util::ignore_not_found(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                util::ignore_not_found(
+                    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )?;
             }
             return Ok(None);
         }
         let used = self.used(key);
-        let requested = svc.spec.as_ref().and_then(|s| s.load_balancer_ip.clone()).filter(|r| !r.is_empty());
+        let requested = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.load_balancer_ip.clone())
+            .filter(|r| !r.is_empty());
         if let Some(ip) = cur {
             let keeps = plan::in_pools(&self.pools, ip)
                 && !used.contains(&ip)
-                && requested.as_deref().is_none_or(|r| r.parse::<IpAddr>().ok() == Some(ip));
+                && requested
+                    .as_deref()
+                    .is_none_or(|r| r.parse::<IpAddr>().ok() == Some(ip));
             if keeps {
                 return Ok(None);
             }
@@ -125,14 +141,20 @@ impl Ctl {
         let svc_ref = svc.object_ref(&());
         match plan::pick_ip(&self.pools, &used, requested.as_deref()) {
             Ok(ip) => {
-                self.recorder.normal(&svc_ref, "EnsuringLoadBalancer", "Ensuring load balancer");
+                self.recorder
+                    .normal(&svc_ref, "EnsuringLoadBalancer", "Ensuring load balancer");
                 if let Ok(mut inflight) = self.inflight.lock() {
                     inflight.insert(key.to_string(), ip);
                 }
                 let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}}});
-                util::ignore_not_found(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
-                self.recorder.normal(&svc_ref, "IPAllocated", format!("Assigned IP [\"{ip}\"]"));
-                self.recorder.normal(&svc_ref, "EnsuredLoadBalancer", "Ensured load balancer");
+                util::ignore_not_found(
+                    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )?;
+                self.recorder
+                    .normal(&svc_ref, "IPAllocated", format!("Assigned IP [\"{ip}\"]"));
+                self.recorder
+                    .normal(&svc_ref, "EnsuredLoadBalancer", "Ensured load balancer");
             }
             Err(why) => {
                 self.recorder.warning(
@@ -142,7 +164,10 @@ impl Ctl {
                 );
                 if cur.is_some() {
                     let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": null}}});
-                    util::ignore_not_found(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                    util::ignore_not_found(
+                        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await,
+                    )?;
                 }
             }
         }

@@ -16,7 +16,10 @@ pub fn wants_lb(svc: &Service) -> bool {
         return false;
     };
     spec.type_.as_deref() == Some("LoadBalancer")
-        && spec.load_balancer_class.as_deref().is_none_or(|c| c == LB_CLASS)
+        && spec
+            .load_balancer_class
+            .as_deref()
+            .is_none_or(|c| c == LB_CLASS)
 }
 
 /// Whether another implementation owns `svc` (a foreign loadBalancerClass): hands off.
@@ -63,7 +66,11 @@ fn addresses(pool: &IpNet) -> Box<dyn Iterator<Item = IpAddr> + '_> {
 
 /// Chooses an address for a Service: the requested one if valid, else the first free one.
 /// The error says why nothing could be allocated (it becomes the AllocationFailed Event).
-pub fn pick_ip(pools: &[IpNet], used: &HashSet<IpAddr>, requested: Option<&str>) -> Result<IpAddr, String> {
+pub fn pick_ip(
+    pools: &[IpNet],
+    used: &HashSet<IpAddr>,
+    requested: Option<&str>,
+) -> Result<IpAddr, String> {
     if pools.is_empty() {
         return Err("no address pools configured (start the server with --lb-pool CIDR)".into());
     }
@@ -75,7 +82,9 @@ pub fn pick_ip(pools: &[IpNet], used: &HashSet<IpAddr>, requested: Option<&str>)
             return Err(format!("requested IP {ip} is not in any configured pool"));
         }
         if used.contains(&ip) {
-            return Err(format!("requested IP {ip} is already in use by another Service"));
+            return Err(format!(
+                "requested IP {ip} is already in use by another Service"
+            ));
         }
         return Ok(ip);
     }
@@ -104,9 +113,16 @@ mod tests {
         let b = pick_ip(&p, &used, None).unwrap();
         assert_eq!(b.to_string(), "192.168.50.241");
         used.insert(b);
-        assert_eq!(pick_ip(&p, &used, None).unwrap_err(), "no available IPs in the configured pools");
-        assert!(pick_ip(&p, &used, Some("192.168.50.241")).unwrap_err().contains("already in use"));
-        assert!(pick_ip(&p, &used, Some("10.0.0.1")).unwrap_err().contains("not in any configured pool"));
+        assert_eq!(
+            pick_ip(&p, &used, None).unwrap_err(),
+            "no available IPs in the configured pools"
+        );
+        assert!(pick_ip(&p, &used, Some("192.168.50.241"))
+            .unwrap_err()
+            .contains("already in use"));
+        assert!(pick_ip(&p, &used, Some("10.0.0.1"))
+            .unwrap_err()
+            .contains("not in any configured pool"));
         assert!(pick_ip(&[], &used, None).unwrap_err().contains("--lb-pool"));
         used.remove(&a);
         assert_eq!(pick_ip(&p, &used, Some("192.168.50.240")).unwrap(), a);

@@ -11,7 +11,11 @@ pub const MESSAGE_UNKNOWN: &str = "Kubelet stopped posting node status.";
 
 /// Whether a node whose latest heartbeat (Lease renewal, Ready heartbeat, or the time the
 /// controller first saw it, whichever is newest) is older than `timeout` must turn Unknown.
-pub fn is_stale(last_heartbeat: jiff::Timestamp, now: jiff::Timestamp, timeout: std::time::Duration) -> bool {
+pub fn is_stale(
+    last_heartbeat: jiff::Timestamp,
+    now: jiff::Timestamp,
+    timeout: std::time::Duration,
+) -> bool {
     let timeout = jiff::SignedDuration::try_from(timeout).unwrap_or(jiff::SignedDuration::MAX);
     now.duration_since(last_heartbeat) > timeout
 }
@@ -91,7 +95,10 @@ mod tests {
         let ready = conds.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.status, "Unknown");
         assert_eq!(ready.reason.as_deref(), Some("NodeStatusUnknown"));
-        assert_eq!(ready.message.as_deref(), Some("Kubelet stopped posting node status."));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("Kubelet stopped posting node status.")
+        );
         assert_eq!(conds.len(), 4);
     }
 }

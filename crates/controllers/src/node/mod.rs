@@ -64,7 +64,8 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         let lifecycle = {
             let ctl = ctl.clone();
             async move {
-                let period = (ctl.config.node_lease_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                let period = (ctl.config.node_lease_timeout / 4)
+                    .clamp(Duration::from_millis(100), Duration::from_secs(5));
                 let mut tick = tokio::time::interval(period);
                 loop {
                     tick.tick().await;
@@ -90,20 +91,32 @@ impl Ctl {
         let Some(node) = self.nodes.get(&ObjectRef::new(name)) else {
             return Ok(None);
         };
-        if node.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some() {
+        if node
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.as_ref())
+            .is_some()
+        {
             return Ok(None);
         }
-        let mut alloc = ipam::CidrAllocator::new(self.config.cluster_cidr, self.config.node_cidr_prefix);
+        let mut alloc =
+            ipam::CidrAllocator::new(self.config.cluster_cidr, self.config.node_cidr_prefix);
         for n in self.nodes.state() {
             if let Some(spec) = &n.spec {
-                spec.pod_cidr.iter().chain(spec.pod_cidrs.iter().flatten()).for_each(|c| alloc.occupy(c));
+                spec.pod_cidr
+                    .iter()
+                    .chain(spec.pod_cidrs.iter().flatten())
+                    .for_each(|c| alloc.occupy(c));
             }
         }
         if let Ok(mut inflight) = self.inflight.lock() {
             inflight.retain(|n, _| {
-                self.nodes
-                    .get(&ObjectRef::new(n))
-                    .is_some_and(|node| node.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_none())
+                self.nodes.get(&ObjectRef::new(n)).is_some_and(|node| {
+                    node.spec
+                        .as_ref()
+                        .and_then(|s| s.pod_cidr.as_ref())
+                        .is_none()
+                })
             });
             inflight.values().for_each(|c| alloc.occupy(c));
         }
@@ -118,7 +131,10 @@ impl Ctl {
         let cidr = cidr.to_string();
         let api: Api<Node> = Api::all(self.client.clone());
         let patch = serde_json::json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
-        util::ignore_not_found(api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+        util::ignore_not_found(
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await,
+        )?;
         if let Ok(mut inflight) = self.inflight.lock() {
             inflight.insert(name.to_string(), cidr);
         }
@@ -140,7 +156,12 @@ impl Ctl {
                 let lease = self
                     .leases
                     .get(&ObjectRef::new(&name).within("kube-node-lease"))
-                    .and_then(|l| l.spec.as_ref().and_then(|s| s.renew_time.as_ref()).map(|t| t.0));
+                    .and_then(|l| {
+                        l.spec
+                            .as_ref()
+                            .and_then(|s| s.renew_time.as_ref())
+                            .map(|t| t.0)
+                    });
                 let last = [Some(first), lease, lifecycle::ready_heartbeat(node)]
                     .into_iter()
                     .flatten()
@@ -164,22 +185,45 @@ impl Ctl {
         let api: Api<Node> = Api::all(self.client.clone());
         let conds = lifecycle::unknown_conditions(node, now);
         let patch = serde_json::json!({"status": {"conditions": conds}});
-        util::ignore_not_found(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
-        self.recorder
-            .normal(&node.object_ref(&()), "NodeNotReady", format!("Node {name} status is now: NodeNotReady"));
+        util::ignore_not_found(
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await,
+        )?;
+        self.recorder.normal(
+            &node.object_ref(&()),
+            "NodeNotReady",
+            format!("Node {name} status is now: NodeNotReady"),
+        );
         // Pods on the node stop being ready, so their endpoints turn not ready.
         for pod in self.pods.state() {
-            if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(name.as_str()) || !util::is_pod_ready(&pod) {
+            if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(name.as_str())
+                || !util::is_pod_ready(&pod)
+            {
                 continue;
             }
-            let mut conds = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-            for c in conds.iter_mut().filter(|c| c.type_ == "Ready" || c.type_ == "ContainersReady") {
+            let mut conds = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default();
+            for c in conds
+                .iter_mut()
+                .filter(|c| c.type_ == "Ready" || c.type_ == "ContainersReady")
+            {
                 c.status = "False".into();
                 c.last_transition_time = Some(util::now_time());
             }
             let patch = serde_json::json!({"status": {"conditions": conds}});
-            let pods: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-            util::ignore_not_found(pods.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+            let pods: Api<Pod> =
+                Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+            util::ignore_not_found(
+                pods.patch_status(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await,
+            )?;
             self.recorder.normal(
                 &pod.object_ref(&()),
                 "NodeNotReady",

@@ -70,8 +70,15 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
             }
             match (old, new) {
                 (_, Some(p)) => {
-                    labels.set(&p.namespace().unwrap_or_default(), &p.name_any(), p.labels());
-                    owners.set(&key_of(p), p.owner_references().iter().map(|r| r.uid.clone()).collect());
+                    labels.set(
+                        &p.namespace().unwrap_or_default(),
+                        &p.name_any(),
+                        p.labels(),
+                    );
+                    owners.set(
+                        &key_of(p),
+                        p.owner_references().iter().map(|r| r.uid.clone()).collect(),
+                    );
                 }
                 (Some(p), None) => {
                     labels.remove(&p.namespace().unwrap_or_default(), &p.name_any());
@@ -119,7 +126,10 @@ impl Ctl {
         let synced = self.expectations.satisfied(
             key,
             |n| self.pod(ns, n).is_some(),
-            |n| self.pod(ns, n).is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
+            |n| {
+                self.pod(ns, n)
+                    .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+            },
         );
         if !synced {
             tracing::debug!(rs = key, "waiting for pod cache to catch up");
@@ -132,14 +142,24 @@ impl Ctl {
             .into_iter()
             .map(|k| split_key(&k).1.to_string())
             .collect();
-        if let Some(ml) = rs.spec.as_ref().and_then(|s| s.selector.match_labels.as_ref()) {
+        if let Some(ml) = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.as_ref())
+        {
             names.extend(self.pod_labels.containing(ns, ml));
         }
         let pods: Vec<Arc<Pod>> = names.iter().filter_map(|n| self.pod(ns, n)).collect();
         let refs: Vec<&Pod> = pods.iter().map(|p| &**p).collect();
         let now = jiff::Timestamp::now();
         let plan = plan::plan_replicaset(&rs, &refs, now);
-        tracing::debug!(rs = key, create = plan.create, delete = plan.delete.len(), owned = pods.len(), "replicaset sync");
+        tracing::debug!(
+            rs = key,
+            create = plan.create,
+            delete = plan.delete.len(),
+            owned = pods.len(),
+            "replicaset sync"
+        );
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let rs_ref = rs.object_ref(&());
 
@@ -148,20 +168,33 @@ impl Ctl {
                 let mut refs = p.owner_references().to_vec();
                 refs.push(util::controller_owner_ref(&*rs));
                 let patch = serde_json::json!({"metadata": {"ownerReferences": refs, "resourceVersion": p.resource_version()}});
-                ignore_not_found(api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                ignore_not_found(
+                    api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )?;
             }
         }
         for pod_name in &plan.release {
             if let Some(p) = self.pod(ns, pod_name) {
-                let refs: Vec<_> = p.owner_references().iter().filter(|r| r.uid != uid).cloned().collect();
+                let refs: Vec<_> = p
+                    .owner_references()
+                    .iter()
+                    .filter(|r| r.uid != uid)
+                    .cloned()
+                    .collect();
                 let patch = serde_json::json!({"metadata": {"ownerReferences": refs, "resourceVersion": p.resource_version()}});
-                ignore_not_found(api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                ignore_not_found(
+                    api.patch(pod_name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )?;
             }
         }
 
         let mut first_err: Option<kube::Error> = None;
         if plan.create > 0 {
-            let new_pods: Vec<Pod> = (0..plan.create).map(|_| plan::pod_from_template(&rs)).collect();
+            let new_pods: Vec<Pod> = (0..plan.create)
+                .map(|_| plan::pod_from_template(&rs))
+                .collect();
             let new_names: Vec<String> = new_pods.iter().map(|p| p.name_any()).collect();
             self.expectations.expect(key, &new_names, &[]);
             let results: Vec<(String, Result<Pod, kube::Error>)> = futures::stream::iter(new_pods)
@@ -174,10 +207,18 @@ impl Ctl {
                 .await;
             for (pod_name, r) in results {
                 match r {
-                    Ok(_) => self.recorder.normal(&rs_ref, "SuccessfulCreate", format!("Created pod: {pod_name}")),
+                    Ok(_) => self.recorder.normal(
+                        &rs_ref,
+                        "SuccessfulCreate",
+                        format!("Created pod: {pod_name}"),
+                    ),
                     Err(e) => {
                         self.expectations.forget_name(key, &pod_name);
-                        self.recorder.warning(&rs_ref, "FailedCreate", format!("Error creating: {e}"));
+                        self.recorder.warning(
+                            &rs_ref,
+                            "FailedCreate",
+                            format!("Error creating: {e}"),
+                        );
                         first_err.get_or_insert(e);
                     }
                 }
@@ -187,10 +228,18 @@ impl Ctl {
             self.expectations.expect(key, &[], &plan.delete);
             for pod_name in &plan.delete {
                 match ignore_not_found(api.delete(pod_name, &DeleteParams::background()).await) {
-                    Ok(()) => self.recorder.normal(&rs_ref, "SuccessfulDelete", format!("Deleted pod: {pod_name}")),
+                    Ok(()) => self.recorder.normal(
+                        &rs_ref,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {pod_name}"),
+                    ),
                     Err(e) => {
                         self.expectations.forget_name(key, pod_name);
-                        self.recorder.warning(&rs_ref, "FailedDelete", format!("Error deleting: {e}"));
+                        self.recorder.warning(
+                            &rs_ref,
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        );
                         first_err.get_or_insert(e);
                     }
                 }
@@ -201,7 +250,10 @@ impl Ctl {
             let mut next = (*rs).clone();
             next.status = Some(plan.status.clone());
             let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
-            match rs_api.replace_status(name, &PostParams::default(), &next).await {
+            match rs_api
+                .replace_status(name, &PostParams::default(), &next)
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if util::api_code(&e) == Some(404) => {}
                 Err(e) => return Err(e.into()),
@@ -210,12 +262,17 @@ impl Ctl {
         if let Some(e) = first_err {
             return Err(e.into());
         }
-        Ok(plan.recheck_after_secs.map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(1))))
+        Ok(plan
+            .recheck_after_secs
+            .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(1))))
     }
 }
 
 /// Status equality treating absent counters as zero (the API omits zero values).
-fn status_equal(cur: Option<&k8s_openapi::api::apps::v1::ReplicaSetStatus>, want: &k8s_openapi::api::apps::v1::ReplicaSetStatus) -> bool {
+fn status_equal(
+    cur: Option<&k8s_openapi::api::apps::v1::ReplicaSetStatus>,
+    want: &k8s_openapi::api::apps::v1::ReplicaSetStatus,
+) -> bool {
     let Some(cur) = cur else {
         return false;
     };

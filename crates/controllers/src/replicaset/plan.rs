@@ -30,9 +30,12 @@ pub struct RsPlan {
 }
 
 fn matches(rs: &ReplicaSet, pod: &Pod) -> bool {
-    rs.spec
-        .as_ref()
-        .is_some_and(|s| util::label_selector_matches(&s.selector, pod.metadata.labels.as_ref().unwrap_or(&Default::default())))
+    rs.spec.as_ref().is_some_and(|s| {
+        util::label_selector_matches(
+            &s.selector,
+            pod.metadata.labels.as_ref().unwrap_or(&Default::default()),
+        )
+    })
 }
 
 /// Plans one ReplicaSet given the pods of its namespace that either match its selector or
@@ -64,7 +67,11 @@ pub fn plan_replicaset(rs: &ReplicaSet, pods: &[&Pod], now: jiff::Timestamp) -> 
     let spec = rs.spec.clone().unwrap_or_default();
     let replicas = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let active: Vec<&Pod> = owned.iter().copied().filter(|p| util::is_pod_active(p)).collect();
+    let active: Vec<&Pod> = owned
+        .iter()
+        .copied()
+        .filter(|p| util::is_pod_active(p))
+        .collect();
 
     if !deleting {
         if active.len() < replicas {
@@ -86,7 +93,9 @@ pub fn plan_replicaset(rs: &ReplicaSet, pods: &[&Pod], now: jiff::Timestamp) -> 
         .iter()
         .filter(|p| {
             let labels = p.metadata.labels.clone().unwrap_or_default();
-            template_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+            template_labels
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
         })
         .count();
     let ready = active.iter().filter(|p| util::is_pod_ready(p)).count();
@@ -98,7 +107,11 @@ pub fn plan_replicaset(rs: &ReplicaSet, pods: &[&Pod], now: jiff::Timestamp) -> 
         plan.recheck_after_secs = active
             .iter()
             .filter(|p| util::is_pod_ready(p) && !util::is_pod_available(p, min_ready, now))
-            .filter_map(|p| util::pod_condition(p, "Ready")?.last_transition_time.clone())
+            .filter_map(|p| {
+                util::pod_condition(p, "Ready")?
+                    .last_transition_time
+                    .clone()
+            })
             .map(|t| {
                 let at = t.0 + jiff::SignedDuration::from_secs(i64::from(min_ready));
                 (at - now).get_seconds().max(0) + 1
@@ -271,9 +284,18 @@ mod tests {
         assert_eq!(plan.status.observed_generation, Some(3));
         let p = pod_from_template(&rs(3));
         let name = p.metadata.name.unwrap();
-        assert!(name.starts_with("nginx-7c5ddbdf54-") && name.len() == "nginx-7c5ddbdf54-".len() + 5);
+        assert!(
+            name.starts_with("nginx-7c5ddbdf54-") && name.len() == "nginx-7c5ddbdf54-".len() + 5
+        );
         let owner = &p.metadata.owner_references.unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.controller, owner.block_owner_deletion), ("ReplicaSet", Some(true), Some(true)));
+        assert_eq!(
+            (
+                owner.kind.as_str(),
+                owner.controller,
+                owner.block_owner_deletion
+            ),
+            ("ReplicaSet", Some(true), Some(true))
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ impl Counts {
     fn add(&mut self, node: &str, owner: &str, delta: isize) {
         for slot in [
             self.per_node.entry(node.to_string()).or_default(),
-            self.per_owner.entry((owner.to_string(), node.to_string())).or_default(),
+            self.per_owner
+                .entry((owner.to_string(), node.to_string()))
+                .or_default(),
         ] {
             *slot = slot.saturating_add_signed(delta);
         }
@@ -47,7 +49,9 @@ fn placement(p: &Pod) -> Option<(String, String)> {
     if util::is_terminal(p) {
         return None;
     }
-    let owner = util::controller_ref(&p.metadata).map(|r| r.uid.clone()).unwrap_or_default();
+    let owner = util::controller_ref(&p.metadata)
+        .map(|r| r.uid.clone())
+        .unwrap_or_default();
     Some((node, owner))
 }
 
@@ -169,7 +173,9 @@ impl Ctl {
         if !wants_scheduling(&pod) {
             return Ok(None);
         }
-        let owner = util::controller_ref(&pod.metadata).map(|r| r.uid.clone()).unwrap_or_default();
+        let owner = util::controller_ref(&pod.metadata)
+            .map(|r| r.uid.clone())
+            .unwrap_or_default();
         let mut nodes: Vec<Arc<Node>> = self.nodes.state();
         nodes.sort_by_key(|n| n.name_any());
         let choice = {
@@ -186,7 +192,11 @@ impl Ctl {
                     plan::Candidate {
                         node: n,
                         pods: c.per_node.get(&nn).copied().unwrap_or(0),
-                        owner_pods: if owner.is_empty() { 0 } else { c.per_owner.get(&(owner.clone(), nn)).copied().unwrap_or(0) },
+                        owner_pods: if owner.is_empty() {
+                            0
+                        } else {
+                            c.per_owner.get(&(owner.clone(), nn)).copied().unwrap_or(0)
+                        },
                     }
                 })
                 .collect();
@@ -198,18 +208,30 @@ impl Ctl {
             Ok(node) => {
                 self.bind(&api, &pod, &node).await?;
                 if let Ok(mut c) = self.counts.lock() {
-                    c.assumed.insert(key.to_string(), (node.clone(), owner.clone()));
+                    c.assumed
+                        .insert(key.to_string(), (node.clone(), owner.clone()));
                     c.add(&node, &owner, 1);
                     c.pending.remove(key);
                 }
-                self.recorder.normal(&pod_ref, "Scheduled", format!("Successfully assigned {ns}/{name} to {node}"));
+                self.recorder.normal(
+                    &pod_ref,
+                    "Scheduled",
+                    format!("Successfully assigned {ns}/{name} to {node}"),
+                );
                 Ok(None)
             }
             Err(msg) => {
-                self.recorder.warning(&pod_ref, "FailedScheduling", msg.clone());
-                let mut conds: Vec<PodCondition> = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+                self.recorder
+                    .warning(&pod_ref, "FailedScheduling", msg.clone());
+                let mut conds: Vec<PodCondition> = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.clone())
+                    .unwrap_or_default();
                 let already = conds.iter().any(|c| {
-                    c.type_ == "PodScheduled" && c.status == "False" && c.message.as_deref() == Some(msg.as_str())
+                    c.type_ == "PodScheduled"
+                        && c.status == "False"
+                        && c.message.as_deref() == Some(msg.as_str())
                 });
                 if !already {
                     conds.retain(|c| c.type_ != "PodScheduled");
@@ -222,7 +244,10 @@ impl Ctl {
                         ..Default::default()
                     });
                     let patch = serde_json::json!({"status": {"conditions": conds}});
-                    util::ignore_not_found(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                    util::ignore_not_found(
+                        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await,
+                    )?;
                 }
                 // Node changes requeue pending pods; the timer covers anything else.
                 Ok(Some(Duration::from_secs(15)))
@@ -246,14 +271,21 @@ impl Ctl {
                 ..Default::default()
             },
         };
-        let res: Result<serde_json::Value, kube::Error> =
-            api.create_subresource("binding", &name, &PostParams::default(), &binding).await;
+        let res: Result<serde_json::Value, kube::Error> = api
+            .create_subresource("binding", &name, &PostParams::default(), &binding)
+            .await;
         match res {
             Ok(_) => Ok(()),
             // No binding subresource on this server: set spec.nodeName directly.
-            Err(e) if matches!(util::api_code(&e), Some(404) | Some(405)) && self.pods.get(&ObjectRef::from_obj(pod)).is_some() => {
+            Err(e)
+                if matches!(util::api_code(&e), Some(404) | Some(405))
+                    && self.pods.get(&ObjectRef::from_obj(pod)).is_some() =>
+            {
                 let patch = serde_json::json!({"spec": {"nodeName": node}});
-                util::ignore_not_found(api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                util::ignore_not_found(
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await,
+                )?;
                 Ok(())
             }
             Err(e) => Err(e.into()),

@@ -32,11 +32,19 @@ fn node_condition_status<'a>(node: &'a Node, type_: &str) -> Option<&'a str> {
 
 fn tolerates(tols: &[Toleration], taint: &Taint) -> bool {
     tols.iter().any(|t| {
-        let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
-        let key_ok = t.key.as_deref().is_none_or(|k| k.is_empty() || k == taint.key);
+        let effect_ok = t
+            .effect
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e == taint.effect);
+        let key_ok = t
+            .key
+            .as_deref()
+            .is_none_or(|k| k.is_empty() || k == taint.key);
         let value_ok = match t.operator.as_deref() {
             Some("Exists") => true,
-            _ => t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
+            _ => {
+                t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default()
+            }
         };
         // An empty key with Exists tolerates everything.
         effect_ok && key_ok && value_ok
@@ -52,7 +60,10 @@ fn requirement_matches(req: &NodeSelectorRequirement, labels: &BTreeMap<String, 
         "Exists" => v.is_some(),
         "DoesNotExist" => v.is_none(),
         "Gt" | "Lt" => {
-            let (Some(have), Some(bound)) = (v.and_then(|v| v.parse::<i64>().ok()), values.first().and_then(|b| b.parse::<i64>().ok())) else {
+            let (Some(have), Some(bound)) = (
+                v.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
                 return false;
             };
             if req.operator == "Gt" {
@@ -86,7 +97,10 @@ fn selector_matches(pod: &Pod, node: &Node) -> bool {
                 .flatten()
                 .all(|r| requirement_matches(r, &labels))
                 && term.match_fields.iter().flatten().all(|r| {
-                    let fields = BTreeMap::from([("metadata.name".to_string(), node.metadata.name.clone().unwrap_or_default())]);
+                    let fields = BTreeMap::from([(
+                        "metadata.name".to_string(),
+                        node.metadata.name.clone().unwrap_or_default(),
+                    )]);
                     requirement_matches(r, &fields)
                 })
         }),
@@ -97,8 +111,16 @@ fn selector_matches(pod: &Pod, node: &Node) -> bool {
 /// Why a node does not fit, in kube-scheduler's words, or `None` when it fits.
 pub fn unfit_reason(pod: &Pod, c: &Candidate<'_>) -> Option<String> {
     let node = c.node;
-    let tols: Vec<Toleration> = pod.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
-    let mut taints: Vec<Taint> = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let tols: Vec<Toleration> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
+    let mut taints: Vec<Taint> = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.clone())
+        .unwrap_or_default();
     // The node lifecycle controller taints nodes; derive the same taints from conditions so
     // the result does not depend on which of the two writes is observed first.
     let implied = match node_condition_status(node, "Ready") {
@@ -116,7 +138,14 @@ pub fn unfit_reason(pod: &Pod, c: &Candidate<'_>) -> Option<String> {
         }
     }
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
-        && !tolerates(&tols, &Taint { key: "node.kubernetes.io/unschedulable".into(), effect: "NoSchedule".into(), ..Default::default() })
+        && !tolerates(
+            &tols,
+            &Taint {
+                key: "node.kubernetes.io/unschedulable".into(),
+                effect: "NoSchedule".into(),
+                ..Default::default()
+            },
+        )
     {
         return Some("node(s) were unschedulable".into());
     }
@@ -124,7 +153,10 @@ pub fn unfit_reason(pod: &Pod, c: &Candidate<'_>) -> Option<String> {
         return Some("node(s) didn't match Pod's node affinity/selector".into());
     }
     for t in &taints {
-        if (t.effect == "NoSchedule" || t.effect == "NoExecute") && t.key != "node.kubernetes.io/unschedulable" && !tolerates(&tols, t) {
+        if (t.effect == "NoSchedule" || t.effect == "NoExecute")
+            && t.key != "node.kubernetes.io/unschedulable"
+            && !tolerates(&tols, t)
+        {
             return Some(format!(
                 "node(s) had untolerated taint {{{}: {}}}",
                 t.key,
@@ -187,7 +219,12 @@ mod tests {
         Node {
             metadata: ObjectMeta {
                 name: Some(name.into()),
-                labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
                 ..Default::default()
             },
             spec: Some(NodeSpec::default()),
@@ -205,7 +242,12 @@ mod tests {
     fn pod(selector: &[(&str, &str)]) -> Pod {
         Pod {
             spec: Some(PodSpec {
-                node_selector: Some(selector.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                node_selector: Some(
+                    selector
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
                 ..Default::default()
             }),
             ..Default::default()
@@ -213,15 +255,25 @@ mod tests {
     }
 
     fn cand(n: &Node, pods: usize, owner_pods: usize) -> Candidate<'_> {
-        Candidate { node: n, pods, owner_pods }
+        Candidate {
+            node: n,
+            pods,
+            owner_pods,
+        }
     }
 
     #[test]
     fn spreads_replicas_of_one_owner() {
         let (a, b) = (node("a", "True", &[]), node("b", "True", &[]));
         // b has more pods overall but fewer of this owner: spreading wins.
-        assert_eq!(choose_node(&pod(&[]), &[cand(&a, 1, 1), cand(&b, 5, 0)]), Ok("b".into()));
-        assert_eq!(choose_node(&pod(&[]), &[cand(&a, 1, 0), cand(&b, 5, 0)]), Ok("a".into()));
+        assert_eq!(
+            choose_node(&pod(&[]), &[cand(&a, 1, 1), cand(&b, 5, 0)]),
+            Ok("b".into())
+        );
+        assert_eq!(
+            choose_node(&pod(&[]), &[cand(&a, 1, 0), cand(&b, 5, 0)]),
+            Ok("a".into())
+        );
     }
 
     #[test]
@@ -230,22 +282,41 @@ mod tests {
         let b = node("b", "True", &[]);
         let c = node("c", "False", &[("disk", "ssd")]);
         let p = pod(&[("disk", "ssd")]);
-        assert_eq!(choose_node(&p, &[cand(&a, 0, 0), cand(&b, 0, 0), cand(&c, 0, 0)]), Ok("a".into()));
+        assert_eq!(
+            choose_node(&p, &[cand(&a, 0, 0), cand(&b, 0, 0), cand(&c, 0, 0)]),
+            Ok("a".into())
+        );
         let err = choose_node(&p, &[cand(&b, 0, 0), cand(&c, 0, 0), cand(&b, 0, 0)]).unwrap_err();
         assert_eq!(
             err,
             "0/3 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
         );
-        assert_eq!(choose_node(&p, &[]).unwrap_err(), "no nodes available to schedule pods");
+        assert_eq!(
+            choose_node(&p, &[]).unwrap_err(),
+            "no nodes available to schedule pods"
+        );
     }
 
     #[test]
     fn tolerations_allow_tainted_nodes() {
         let mut n = node("a", "True", &[]);
-        n.spec.as_mut().unwrap().taints = Some(vec![Taint { key: "dedicated".into(), value: Some("db".into()), effect: "NoSchedule".into(), ..Default::default() }]);
+        n.spec.as_mut().unwrap().taints = Some(vec![Taint {
+            key: "dedicated".into(),
+            value: Some("db".into()),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        }]);
         let mut p = pod(&[]);
-        assert!(choose_node(&p, &[cand(&n, 0, 0)]).unwrap_err().contains("untolerated taint {dedicated: db}"));
-        p.spec.as_mut().unwrap().tolerations = Some(vec![Toleration { key: Some("dedicated".into()), operator: Some("Equal".into()), value: Some("db".into()), effect: Some("NoSchedule".into()), ..Default::default() }]);
+        assert!(choose_node(&p, &[cand(&n, 0, 0)])
+            .unwrap_err()
+            .contains("untolerated taint {dedicated: db}"));
+        p.spec.as_mut().unwrap().tolerations = Some(vec![Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Equal".into()),
+            value: Some("db".into()),
+            effect: Some("NoSchedule".into()),
+            ..Default::default()
+        }]);
         assert_eq!(choose_node(&p, &[cand(&n, 0, 0)]), Ok("a".into()));
     }
 }

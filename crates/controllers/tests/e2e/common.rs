@@ -118,8 +118,10 @@ impl Cluster {
     /// Registers a Ready node with labels (status written through the status subresource).
     pub async fn add_node(&self, name: &str, labels: &[(&str, &str)]) {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let mut l: serde_json::Map<String, serde_json::Value> =
-            labels.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let mut l: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
         l.insert("kubernetes.io/hostname".into(), json!(name));
         let node: Node = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Node",
@@ -154,7 +156,9 @@ impl Cluster {
         if !ok && err.contains("failed to download openapi") {
             // OpenAPI is the API server's deliverable; until it is served, apply the same
             // manifest without client-side schema validation.
-            (ok, out, err) = self.kubectl(&["apply", "--validate=false", "-f", file]).await;
+            (ok, out, err) = self
+                .kubectl(&["apply", "--validate=false", "-f", file])
+                .await;
         }
         assert!(ok, "kubectl apply failed: {out} {err}");
     }
@@ -228,13 +232,20 @@ async fn fake_kubelet_pass(client: &Client) {
         let ns = pod.namespace().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
         if pod.metadata.deletion_timestamp.is_some() {
-            let _ = api.delete(&pod.name_any(), &DeleteParams::default().grace_period(0)).await;
+            let _ = api
+                .delete(&pod.name_any(), &DeleteParams::default().grace_period(0))
+                .await;
             continue;
         }
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             continue;
         };
-        if pod.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some() {
+        if pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_ref())
+            .is_some()
+        {
             continue;
         }
         let Some(cidr) = node_list

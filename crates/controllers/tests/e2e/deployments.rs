@@ -55,8 +55,15 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
     let bound = eventually(20, "two bound pods", || {
         let pods = pods.clone();
         async move {
-            let l = pods.list(&ListParams::default().labels("app=nginx")).await.ok()?;
-            let nodes: Vec<String> = l.items.iter().filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect();
+            let l = pods
+                .list(&ListParams::default().labels("app=nginx"))
+                .await
+                .ok()?;
+            let nodes: Vec<String> = l
+                .items
+                .iter()
+                .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+                .collect();
             (nodes.len() == 2).then_some(nodes)
         }
     })
@@ -67,11 +74,18 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
     let rs_name = rss[0].name_any();
     let hash = rss[0].labels()["pod-template-hash"].clone();
     assert_eq!(rs_name, format!("nginx-deployment-{hash}"));
-    for p in pods.list(&ListParams::default().labels("app=nginx")).await.unwrap() {
+    for p in pods
+        .list(&ListParams::default().labels("app=nginx"))
+        .await
+        .unwrap()
+    {
         assert!(p.name_any().starts_with(&format!("{rs_name}-")));
         assert_eq!(p.labels()["pod-template-hash"], hash);
         let owner = &p.owner_references()[0];
-        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("ReplicaSet", rs_name.as_str(), Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("ReplicaSet", rs_name.as_str(), Some(true))
+        );
     }
 
     // The fake kubelet marks them Ready: the Deployment reports 2/2 (what kubectl's READY,
@@ -89,7 +103,12 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
     let (_, table, _) = c.kubectl(&["get", "deploy", "nginx-deployment"]).await;
     if table.starts_with("NAME") && table.contains("READY") {
         // Server-side Table printing (the API server's part) renders the same status.
-        let cols: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+        let cols: Vec<&str> = table
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
         assert_eq!(&cols[1..4], ["2/2", "2", "2"], "{table}");
     }
     let ips: Vec<String> = pods
@@ -108,28 +127,64 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
         let (c, want) = (&c, want.clone());
         async move {
             let (_, out, _) = c
-                .kubectl(&["get", "endpoints", "nginx-service-nodeport", "-o", "jsonpath={range .subsets[*]}{range .addresses[*]}{.ip}{\",\"}{end}{end}"])
+                .kubectl(&[
+                    "get",
+                    "endpoints",
+                    "nginx-service-nodeport",
+                    "-o",
+                    "jsonpath={range .subsets[*]}{range .addresses[*]}{.ip}{\",\"}{end}{end}",
+                ])
                 .await;
-            let mut got: Vec<String> = out.split(',').filter(|s| !s.is_empty()).map(|ip| format!("{ip}:80")).collect();
+            let mut got: Vec<String> = out
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|ip| format!("{ip}:80"))
+                .collect();
             got.sort_by_key(|s| s.parse::<std::net::SocketAddr>().unwrap());
             (got.join(",") == want).then_some(())
         }
     })
     .await;
-    let (ok, out, err) = c.kubectl(&["describe", "svc", "nginx-service-nodeport"]).await;
+    let (ok, out, err) = c
+        .kubectl(&["describe", "svc", "nginx-service-nodeport"])
+        .await;
     assert!(ok, "{err}");
-    let line = out.lines().find(|l| l.starts_with("Endpoints:")).unwrap_or_default().to_string();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Endpoints:"))
+        .unwrap_or_default()
+        .to_string();
     for ip in &ips {
-        assert!(line.contains(&format!("{ip}:80")), "describe shows {ip}:80 in {line:?}");
+        assert!(
+            line.contains(&format!("{ip}:80")),
+            "describe shows {ip}:80 in {line:?}"
+        );
     }
-    let (ok, out, err) = c.kubectl(&["rollout", "status", "deployment/nginx-deployment", "--timeout=30s"]).await;
+    let (ok, out, err) = c
+        .kubectl(&[
+            "rollout",
+            "status",
+            "deployment/nginx-deployment",
+            "--timeout=30s",
+        ])
+        .await;
     assert!(ok && out.contains("successfully rolled out"), "{out} {err}");
     let eps: Api<Endpoints> = Api::namespaced(c.client.clone(), "default");
     assert!(eps.get("nginx-service-nodeport").await.is_ok());
     let (_, out, _) = c
-        .kubectl(&["get", "events", "--field-selector", "reason=ScalingReplicaSet", "-o", "jsonpath={.items[*].message}"])
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=ScalingReplicaSet",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
         .await;
-    assert!(out.contains(&format!("Scaled up replica set {rs_name} from 0 to 2")), "{out}");
+    assert!(
+        out.contains(&format!("Scaled up replica set {rs_name} from 0 to 2")),
+        "{out}"
+    );
     c.stop().await;
 }
 
@@ -141,16 +196,30 @@ async fn deleting_the_deployment_removes_its_pods() {
     let d: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
     eventually(20, "two pods", || {
         let pods = pods.clone();
-        async move { (pods.list(&ListParams::default().labels("app=nginx")).await.ok()?.items.len() == 2).then_some(()) }
+        async move {
+            (pods
+                .list(&ListParams::default().labels("app=nginx"))
+                .await
+                .ok()?
+                .items
+                .len()
+                == 2)
+                .then_some(())
+        }
     })
     .await;
-    let (ok, _, err) = c.kubectl(&["delete", "deployment", "nginx-deployment", "--wait=false"]).await;
+    let (ok, _, err) = c
+        .kubectl(&["delete", "deployment", "nginx-deployment", "--wait=false"])
+        .await;
     assert!(ok, "{err}");
     eventually(30, "pods and ReplicaSets gone", || {
         let (pods, c) = (pods.clone(), &c);
         async move {
             let rs: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "default");
-            let p = pods.list(&ListParams::default().labels("app=nginx")).await.ok()?;
+            let p = pods
+                .list(&ListParams::default().labels("app=nginx"))
+                .await
+                .ok()?;
             let r = rs.list(&ListParams::default()).await.ok()?;
             (p.items.is_empty() && r.items.is_empty()).then_some(())
         }
@@ -196,15 +265,28 @@ fn ready_and_live(p: &Pod) -> bool {
 
 async fn image_of(c: &Cluster) -> String {
     let d: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
-    d.get("web").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0]
+    d.get("web")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
         .image
         .clone()
         .unwrap()
 }
 
 async fn rollout_status(c: &Cluster) {
-    let (ok, out, err) = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"]).await;
-    assert!(ok && out.contains("successfully rolled out"), "rollout status: {out} {err}");
+    let (ok, out, err) = c
+        .kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .await;
+    assert!(
+        ok && out.contains("successfully rolled out"),
+        "rollout status: {out} {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -231,18 +313,39 @@ async fn rolling_update_keeps_ready_replicas_then_undo_and_scale() {
             }
         })
     };
-    let (ok, _, err) = c.kubectl(&["set", "image", "deployment/web", "web=nginx:1.26"]).await;
+    let (ok, _, err) = c
+        .kubectl(&["set", "image", "deployment/web", "web=nginx:1.26"])
+        .await;
     assert!(ok, "{err}");
     rollout_status(&c).await;
     stop_tx.send(()).unwrap();
     let min_ready = monitor.await.unwrap();
-    assert!(min_ready >= 3, "ready replicas dropped to {min_ready} with maxUnavailable 0");
+    assert!(
+        min_ready >= 3,
+        "ready replicas dropped to {min_ready} with maxUnavailable 0"
+    );
 
     let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "default");
     let rev = |rs: &ReplicaSet| rs.annotations()["deployment.kubernetes.io/revision"].clone();
     let spec_replicas = |rs: &ReplicaSet| rs.spec.as_ref().unwrap().replicas.unwrap();
-    let image = |rs: &ReplicaSet| rs.spec.clone().unwrap().template.unwrap().spec.unwrap().containers[0].image.clone().unwrap();
-    let rss = rs_api.list(&ListParams::default().labels("app=web")).await.unwrap().items;
+    let image = |rs: &ReplicaSet| {
+        rs.spec
+            .clone()
+            .unwrap()
+            .template
+            .unwrap()
+            .spec
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap()
+    };
+    let rss = rs_api
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(rss.len(), 2);
     let new = rss.iter().find(|r| image(r) == "nginx:1.26").unwrap();
     let old = rss.iter().find(|r| image(r) == "nginx:1.25").unwrap();
@@ -258,12 +361,22 @@ async fn rolling_update_keeps_ready_replicas_then_undo_and_scale() {
     assert_eq!((rev(&back).as_str(), spec_replicas(&back)), ("3", 3));
 
     // kubectl scale.
-    let (ok, _, err) = c.kubectl(&["scale", "deployment/web", "--replicas=4"]).await;
+    let (ok, _, err) = c
+        .kubectl(&["scale", "deployment/web", "--replicas=4"])
+        .await;
     assert!(ok, "{err}");
     eventually(20, "4/4 after scale", || {
         let c = &c;
         async move {
-            let (_, out, _) = c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}/{.spec.replicas}"]).await;
+            let (_, out, _) = c
+                .kubectl(&[
+                    "get",
+                    "deploy",
+                    "web",
+                    "-o",
+                    "jsonpath={.status.readyReplicas}/{.spec.replicas}",
+                ])
+                .await;
             (out == "4/4").then_some(())
         }
     })

@@ -2,6 +2,7 @@
 //! kubectl, and a fake kubelet reporting pod status (the pod runtime is another crate).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+mod cluster;
 mod common;
 mod deployments;
 mod slices;

@@ -27,7 +27,10 @@ async fn make_pod(client: &Client, name: &str, app: &str, ports: &[(&str, i32)])
 }
 
 /// (ip, ready, serving, terminating, ports) of every endpoint in the Service's slices.
-async fn slice_view(client: &Client, svc: &str) -> Vec<(String, bool, bool, bool, Vec<(String, i32)>)> {
+async fn slice_view(
+    client: &Client,
+    svc: &str,
+) -> Vec<(String, bool, bool, bool, Vec<(String, i32)>)> {
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     let list = slices
         .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={svc}")))
@@ -35,13 +38,21 @@ async fn slice_view(client: &Client, svc: &str) -> Vec<(String, bool, bool, bool
         .unwrap();
     let mut out = Vec::new();
     for s in list.items {
-        assert_eq!(s.metadata.labels.as_ref().unwrap()["endpointslice.kubernetes.io/managed-by"], "endpointslice-controller.k8s.io");
+        assert_eq!(
+            s.metadata.labels.as_ref().unwrap()["endpointslice.kubernetes.io/managed-by"],
+            "endpointslice-controller.k8s.io"
+        );
         assert!(s.endpoints.len() <= 100);
         let mut ports: Vec<(String, i32)> = s
             .ports
             .iter()
             .flatten()
-            .map(|p| (p.name.clone().unwrap_or_default(), p.port.unwrap_or_default()))
+            .map(|p| {
+                (
+                    p.name.clone().unwrap_or_default(),
+                    p.port.unwrap_or_default(),
+                )
+            })
             .collect();
         ports.sort();
         for e in &s.endpoints {
@@ -98,8 +109,20 @@ async fn slices_follow_ports_readiness_termination_and_selectors() {
         &client,
         "web",
         vec![
-            ("10.244.0.5".into(), true, true, false, vec![p("http", 8080), p("metrics", 9090)]),
-            ("10.244.0.6".into(), true, true, false, vec![p("metrics", 9090)]),
+            (
+                "10.244.0.5".into(),
+                true,
+                true,
+                false,
+                vec![p("http", 8080), p("metrics", 9090)],
+            ),
+            (
+                "10.244.0.6".into(),
+                true,
+                true,
+                false,
+                vec![p("metrics", 9090)],
+            ),
         ],
         "named and multiple ports",
     )
@@ -107,7 +130,10 @@ async fn slices_follow_ports_readiness_termination_and_selectors() {
     let (_, out, _) = c
         .kubectl(&["get", "endpoints", "web", "-o", "jsonpath={range .subsets[*]}{range .addresses[*]}{.ip}{\" \"}{end}{range .ports[*]}{.port}{\" \"}{end}|{end}"])
         .await;
-    assert!(out.contains("10.244.0.5 8080 9090") || out.contains("10.244.0.5 9090 8080"), "legacy Endpoints: {out}");
+    assert!(
+        out.contains("10.244.0.5 8080 9090") || out.contains("10.244.0.5 9090 8080"),
+        "legacy Endpoints: {out}"
+    );
 
     // A pod turning unready.
     set_pod_status(&client, "default", "b", "10.244.0.6", false).await;
@@ -115,8 +141,20 @@ async fn slices_follow_ports_readiness_termination_and_selectors() {
         &client,
         "web",
         vec![
-            ("10.244.0.5".into(), true, true, false, vec![p("http", 8080), p("metrics", 9090)]),
-            ("10.244.0.6".into(), false, false, false, vec![p("metrics", 9090)]),
+            (
+                "10.244.0.5".into(),
+                true,
+                true,
+                false,
+                vec![p("http", 8080), p("metrics", 9090)],
+            ),
+            (
+                "10.244.0.6".into(),
+                false,
+                false,
+                false,
+                vec![p("metrics", 9090)],
+            ),
         ],
         "unready pod",
     )
@@ -124,13 +162,27 @@ async fn slices_follow_ports_readiness_termination_and_selectors() {
 
     // A terminating pod: not ready, still serving, terminating (kept until the kubelet ends it).
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    pods.delete("a", &DeleteParams::default().grace_period(30)).await.unwrap();
+    pods.delete("a", &DeleteParams::default().grace_period(30))
+        .await
+        .unwrap();
     expect_within_1s(
         &client,
         "web",
         vec![
-            ("10.244.0.5".into(), false, true, true, vec![p("http", 8080), p("metrics", 9090)]),
-            ("10.244.0.6".into(), false, false, false, vec![p("metrics", 9090)]),
+            (
+                "10.244.0.5".into(),
+                false,
+                true,
+                true,
+                vec![p("http", 8080), p("metrics", 9090)],
+            ),
+            (
+                "10.244.0.6".into(),
+                false,
+                false,
+                false,
+                vec![p("metrics", 9090)],
+            ),
         ],
         "terminating pod",
     )
@@ -138,13 +190,27 @@ async fn slices_follow_ports_readiness_termination_and_selectors() {
 
     // publishNotReadyAddresses: every endpoint ready and serving.
     let patch = json!({"spec": {"publishNotReadyAddresses": true}});
-    svcs.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    svcs.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
     expect_within_1s(
         &client,
         "web",
         vec![
-            ("10.244.0.5".into(), true, true, true, vec![p("http", 8080), p("metrics", 9090)]),
-            ("10.244.0.6".into(), true, true, false, vec![p("metrics", 9090)]),
+            (
+                "10.244.0.5".into(),
+                true,
+                true,
+                true,
+                vec![p("http", 8080), p("metrics", 9090)],
+            ),
+            (
+                "10.244.0.6".into(),
+                true,
+                true,
+                false,
+                vec![p("metrics", 9090)],
+            ),
         ],
         "publishNotReadyAddresses",
     )
@@ -154,11 +220,19 @@ async fn slices_follow_ports_readiness_termination_and_selectors() {
     make_pod(&client, "n", "new", &[("http-alt", 8082)]).await;
     set_pod_status(&client, "default", "n", "10.244.0.7", true).await;
     let patch = json!({"spec": {"selector": {"app": "new"}, "publishNotReadyAddresses": false}});
-    svcs.patch("web", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    svcs.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
     expect_within_1s(
         &client,
         "web",
-        vec![("10.244.0.7".into(), true, true, false, vec![p("http", 8082), p("metrics", 9090)])],
+        vec![(
+            "10.244.0.7".into(),
+            true,
+            true,
+            false,
+            vec![p("http", 8082), p("metrics", 9090)],
+        )],
         "selector change",
     )
     .await;
@@ -188,11 +262,16 @@ async fn slices_follow_ports_readiness_termination_and_selectors() {
         "spec": {"selector": {"app": "none"}, "ports": [{"port": 80}]},
     }))
     .unwrap();
-    svcs.create(&PostParams::default(), &sentinel).await.unwrap();
+    svcs.create(&PostParams::default(), &sentinel)
+        .await
+        .unwrap();
     eventually(5, "sentinel placeholder slice", || {
         let slices = slices.clone();
         async move {
-            let l = slices.list(&ListParams::default().labels("kubernetes.io/service-name=sentinel")).await.ok()?;
+            let l = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=sentinel"))
+                .await
+                .ok()?;
             (l.items.len() == 1).then_some(())
         }
     })

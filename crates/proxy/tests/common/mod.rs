@@ -8,11 +8,15 @@ use portico_proxy::plan::{plan_service, Base, ServicePlan};
 use serde_json::{json, Value};
 
 pub fn svc(name: &str, spec: Value) -> Service {
-    serde_json::from_value(json!({"metadata": {"namespace": "default", "name": name}, "spec": spec})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"namespace": "default", "name": name}, "spec": spec}),
+    )
+    .unwrap()
 }
 
 pub fn with_lb_ip(mut s: Service, ip: &str) -> Service {
-    s.status = Some(serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": ip}]}})).unwrap());
+    s.status =
+        Some(serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": ip}]}})).unwrap());
     s
 }
 
@@ -25,7 +29,10 @@ pub fn slice(svc: &str, eps: &[(&str, &str, bool)], ports: &[(&str, u16, &str)])
                    "conditions": {"ready": ready, "serving": ready, "terminating": !ready}})
         })
         .collect();
-    let ports: Vec<Value> = ports.iter().map(|(n, p, proto)| json!({"name": n, "port": p, "protocol": proto})).collect();
+    let ports: Vec<Value> = ports
+        .iter()
+        .map(|(n, p, proto)| json!({"name": n, "port": p, "protocol": proto}))
+        .collect();
     serde_json::from_value(json!({
         "metadata": {"namespace": "default", "name": format!("{svc}-abcde"),
                      "labels": {"kubernetes.io/service-name": svc}},
@@ -35,7 +42,10 @@ pub fn slice(svc: &str, eps: &[(&str, &str, bool)], ports: &[(&str, u16, &str)])
 }
 
 pub fn base() -> Base {
-    Base { cluster_cidr: "10.244.0.0/16".parse().unwrap(), nodeport_addresses: vec![] }
+    Base {
+        cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+        nodeport_addresses: vec![],
+    }
 }
 
 pub fn plan(svc: &Service, slices: &[EndpointSlice], node: &str, base: &Base) -> ServicePlan {

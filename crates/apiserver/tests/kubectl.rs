@@ -1,0 +1,122 @@
+//! Real kubectl against the in-process server: apply, get (server-side Table),
+//! allocator errors and conflicts printed verbatim, delete.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::TestServer;
+
+const NODEPORT_SVC: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: nginx-service-nodeport
+spec:
+  type: NodePort
+  selector:
+    app: nginx
+  ports:
+  - port: 80
+    targetPort: 80
+    nodePort: 30080
+"#;
+
+async fn kubectl_stdin(s: &TestServer, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn cols(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_get_and_allocator_errors() {
+    let s = TestServer::start().await;
+    let (ok, out, err) = kubectl_stdin(&s, &["apply", "-f", "-"], NODEPORT_SVC).await;
+    assert!(ok, "apply failed: {err}");
+    assert_eq!(out.trim(), "service/nginx-service-nodeport created");
+
+    let (ok, out, err) = s.kubectl(&["get", "svc"]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(cols(lines[0]), ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
+    let row = lines.iter().find(|l| l.starts_with("nginx-service-nodeport")).unwrap();
+    let c = cols(row);
+    assert_eq!((c[0], c[1], c[3], c[4]), ("nginx-service-nodeport", "NodePort", "<none>", "80:30080/TCP"));
+    assert!(c[2].starts_with("10.9") || c[2].starts_with("10.10") || c[2].starts_with("10.11"), "{row}");
+    let k = lines.iter().find(|l| l.starts_with("kubernetes")).unwrap();
+    assert_eq!(cols(k)[..5], ["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"]);
+
+    // Re-applying the same file changes nothing.
+    let (ok, out, err) = kubectl_stdin(&s, &["apply", "-f", "-"], NODEPORT_SVC).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "service/nginx-service-nodeport unchanged");
+
+    // The allocator's messages, verbatim from kubectl.
+    let taken = NODEPORT_SVC.replace("name: nginx-service-nodeport", "name: second");
+    let (ok, _, err) = kubectl_stdin(&s, &["create", "-f", "-"], &taken).await;
+    assert!(!ok);
+    assert_eq!(err.trim(), "The Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated");
+    let out_of_range = taken.replace("30080", "40000");
+    let (ok, _, err) = kubectl_stdin(&s, &["create", "-f", "-"], &out_of_range).await;
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        "The Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 40000: provided port is not in the valid range. The range of valid ports is 30000-32767"
+    );
+    let bad_ip = "apiVersion: v1\nkind: Service\nmetadata:\n  name: third\nspec:\n  clusterIP: 1.1.1.1\n  ports:\n  - port: 80\n";
+    let (ok, _, err) = kubectl_stdin(&s, &["create", "-f", "-"], bad_ip).await;
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        "The Service \"third\" is invalid: spec.clusterIPs: Invalid value: []string{\"1.1.1.1\"}: failed to allocate IP 1.1.1.1: provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/12"
+    );
+
+    let (ok, _, err) = s.kubectl(&["get", "svc", "nope"]).await;
+    assert!(!ok);
+    assert_eq!(err.trim(), "Error from server (NotFound): services \"nope\" not found");
+
+    let (ok, out, err) = s.kubectl(&["delete", "svc", "nginx-service-nodeport"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "service \"nginx-service-nodeport\" deleted");
+    // The freed port is available again at once.
+    let (ok, out, err) = kubectl_stdin(&s, &["create", "-f", "-"], &taken).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "service/second created");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_replace_with_stale_version_is_409() {
+    let s = TestServer::start().await;
+    let (ok, _, err) = kubectl_stdin(&s, &["create", "configmap", "c", "--from-literal=a=1"], "").await;
+    assert!(ok, "{err}");
+    let (_, yaml, _) = s.kubectl(&["get", "configmap", "c", "-o", "yaml"]).await;
+    let (ok, _, err) = s.kubectl(&["label", "configmap", "c", "x=y"]).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = kubectl_stdin(&s, &["replace", "-f", "-"], &yaml).await;
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        "Error from server (Conflict): error when replacing \"STDIN\": Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    let (ok, out, _) = s.kubectl(&["get", "--raw", "/api/v1/namespaces/default/configmaps/c"]).await;
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["metadata"]["labels"]["x"], "y");
+    s.stop().await;
+}
