@@ -31,11 +31,14 @@ pub(crate) struct AppState {
     pub ranges: Ranges,
     pub metrics: Metrics,
     advertise_url: String,
+    /// Flips to true when the server shuts down; long-lived watch tasks end on it.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
-    pub(crate) fn new(store: SharedStore, config: &ServerConfig, m: &Material) -> Self {
+    pub(crate) fn new(store: SharedStore, config: &ServerConfig, m: &Material, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         Self {
+            shutdown,
             store,
             admin_token: m.admin_token.clone(),
             node_token: m.node_token.clone(),

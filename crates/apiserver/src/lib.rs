@@ -124,7 +124,20 @@ pub async fn run(
     let material = pki::ensure(&config.data_dir, &config.advertise_url, &config.extra_sans)?;
     let files = pki::Files::new(&config.data_dir);
     let store: SharedStore = Arc::new(RedbStore::open(&files.store_dir)?);
-    let state = Arc::new(http::AppState::new(store, &config, &material));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = Arc::new(http::AppState::new(store, &config, &material, stop_rx));
     bootstrap::run(&state).await?;
-    serve::serve(state, config.listeners, &material, shutdown).await
+    let served = serve::serve(state.clone(), config.listeners, &material, shutdown).await;
+    // End watches and wait for connection tasks to drop their state, so the
+    // store is closed (file lock released) when run() returns.
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Arc::strong_count(&state) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    if Arc::strong_count(&state) > 1 {
+        tracing::warn!("server state still referenced after shutdown; store closes when released");
+    }
+    drop(state);
+    served
 }

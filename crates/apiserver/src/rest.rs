@@ -27,6 +27,16 @@ pub(crate) fn store_err(e: portico_store::StoreError) -> ApiError {
 }
 
 pub(crate) fn parse_body(rq: &Req) -> Result<Value, ApiError> {
+    // Only JSON bodies are understood; a 415 makes client-go retry a protobuf request as JSON.
+    let media = rq.content_type.split(';').next().unwrap_or("").trim();
+    if !(media.is_empty() || media == "application/json" || media == "*/*") {
+        return Err(ApiError {
+            code: 415,
+            reason: "UnsupportedMediaType".into(),
+            message: format!("the body of the request was in an unknown format - accepted media types include: application/json; got {media}"),
+            details: None,
+        });
+    }
     let v: Value = serde_json::from_slice(&rq.body).map_err(|e| {
         ApiError::bad_request(format!(
             "the object provided is unrecognized: json parse error: {e}"

@@ -142,6 +142,7 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
     };
     let store_watch = st.store.watch(&prefix, from);
     let st = st.clone();
+    let mut stopping = st.shutdown.clone();
     tokio::spawn(async move {
         let mut w = match store_watch {
             Ok(w) => w,
@@ -203,6 +204,7 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
                     if !out.send("BOOKMARK", bm).await { return; }
                 }
                 _ = &mut deadline => return,
+                _ = stopping.changed() => return,
                 _ = out.tx.closed() => return,
             }
         }

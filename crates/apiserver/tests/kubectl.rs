@@ -103,7 +103,8 @@ async fn kubectl_apply_get_and_allocator_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_replace_with_stale_version_is_409() {
     let s = TestServer::start().await;
-    let (ok, _, err) = kubectl_stdin(&s, &["create", "configmap", "c", "--from-literal=a=1"], "").await;
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: \"1\"\n";
+    let (ok, _, err) = kubectl_stdin(&s, &["create", "-f", "-"], cm).await;
     assert!(ok, "{err}");
     let (_, yaml, _) = s.kubectl(&["get", "configmap", "c", "-o", "yaml"]).await;
     let (ok, _, err) = s.kubectl(&["label", "configmap", "c", "x=y"]).await;

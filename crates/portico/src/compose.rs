@@ -76,7 +76,9 @@ pub async fn start_control_plane(
             .await
             .context("API server")
     });
-    let client = client_from_kubeconfig(&prepared.kubeconfig_path).await?;
+    // Built from what prepare returned rather than by reading the kubeconfig
+    // file, which the server rewrites when it starts.
+    let client = client_from_token(&url, &prepared.admin_token, Some(&prepared.ca_cert_pem)).await?;
     let controllers = portico_controllers::ControllersConfig {
         cluster_cidr: args.cluster_cidr,
         node_cidr_prefix: 24,
