@@ -123,8 +123,10 @@ impl Args {
     fn targets(&self) -> Vec<run::Target> {
         let mut t = Vec::new();
         if let Some(binary) = &self.portico {
+            // The server runs in its temp dir, so a relative path must be resolved here.
+            let binary = std::fs::canonicalize(binary).unwrap_or_else(|_| binary.clone());
             t.push(run::Target::Portico {
-                binary: binary.clone(),
+                binary,
                 log: self.server_log.clone(),
             });
         }

@@ -52,9 +52,35 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// What the ratio column compares for a row.
+enum Num {
+    /// No ratio (counts, or lower-bound delays whose ratio means nothing).
+    Skip,
+    /// One number.
+    One(Option<f64>),
+    /// A distribution: p50 and p99 are compared.
+    Dist(Option<Summary>),
+}
+
+fn num_ratio(p: Num, b: Num) -> String {
+    match (p, b) {
+        (Num::One(a), Num::One(b)) => ratio(a, b),
+        (Num::Dist(Some(a)), Num::Dist(Some(b))) => format!(
+            "p50 {}, p99 {}",
+            ratio(Some(a.p50), Some(b.p50)),
+            ratio(Some(a.p99), Some(b.p99))
+        ),
+        _ => "–".into(),
+    }
+}
+
 fn creates_per_s(r: &TargetResult) -> Option<f64> {
     let s = r.bulk_elapsed.as_secs_f64();
     (s > 0.0).then(|| r.bulk_ok as f64 / s)
+}
+
+fn cpu_per_create(r: &TargetResult) -> Option<f64> {
+    (r.bulk_ok > 0).then(|| r.cpu_bulk * 1000.0 / r.bulk_ok as f64)
 }
 
 fn mem(m: Memory) -> String {
@@ -81,7 +107,7 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
     let proto = results.first().map_or("?", |r| r.protocol.as_str());
     let _ = writeln!(
         o,
-        "- Load: {} Services ({} NodePort, spread evenly; the rest ClusterIP; one port each, a selector, no pods) in namespace `{}`, {} creates in flight over {proto} + TLS 1.3 (rustls/ring), then {} paced creates (one per {} ms, after the bulk). One watch (own connection) from the list resourceVersion, opened before the first create.\n",
+        "- Load: {} Services ({} NodePort, spread evenly; the rest ClusterIP; one port each, a selector, no pods) in namespace `{}`, {} creates in flight over {proto} + TLS 1.3 (rustls/ring), then, once the server is quiet (under 10 % of a core), {} paced creates (one per {} ms). One watch (own connection) from the list resourceVersion, opened before the first create.\n",
         load.services,
         load.nodeports,
         load.namespace,
@@ -112,72 +138,72 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
         "|{}",
         "---|".repeat(results.len() + 1 + usize::from(with_ratio))
     );
-    let mut row = |name: &str,
-                   cell: &dyn Fn(&TargetResult) -> String,
-                   num: &dyn Fn(&TargetResult) -> Option<f64>| {
-        let mut line = format!("| {name} | ");
-        line.push_str(&results.iter().map(cell).collect::<Vec<_>>().join(" | "));
-        if let (true, Some(p), Some(b)) = (with_ratio, portico, base) {
-            let _ = write!(line, " | {}", ratio(num(p), num(b)));
-        }
-        let _ = writeln!(o, "{line} |");
-    };
+    let mut row =
+        |name: &str, cell: &dyn Fn(&TargetResult) -> String, num: &dyn Fn(&TargetResult) -> Num| {
+            let mut line = format!("| {name} | ");
+            line.push_str(&results.iter().map(cell).collect::<Vec<_>>().join(" | "));
+            if let (true, Some(p), Some(b)) = (with_ratio, portico, base) {
+                let _ = write!(line, " | {}", num_ratio(num(p), num(b)));
+            }
+            let _ = writeln!(o, "{line} |");
+        };
     row(
         "creates OK / failed",
         &|r| format!("{} / {}", r.bulk_ok, r.failures.values().sum::<usize>()),
-        &|_| None,
+        &|_| Num::Skip,
     );
     row(
         "bulk time (s)",
         &|r| f(r.bulk_elapsed.as_secs_f64()),
-        &|r| Some(r.bulk_elapsed.as_secs_f64()),
+        &|r| Num::One(Some(r.bulk_elapsed.as_secs_f64())),
     );
     row(
         "creates/s",
         &|r| creates_per_s(r).map_or("–".into(), |x| format!("{x:.0}")),
-        &creates_per_s,
+        &|r| Num::One(creates_per_s(r)),
     );
     row(
         "create latency p50 / p90 / p99 / max (ms)",
         &|r| dist(r.create),
-        &|r| r.create.map(|s| s.p99),
+        &|r| Num::Dist(r.create),
     );
     row(
         "watch delay from request sent, p50 / p90 / p99 / max (ms)",
         &|r| dist(r.watch_from_sent),
-        &|r| r.watch_from_sent.map(|s| s.p99),
+        &|r| Num::Dist(r.watch_from_sent),
     );
     row(
         "watch delay from response received, p50 / p90 / p99 / max (ms)",
         &|r| dist(r.watch_from_ack),
-        &|r| r.watch_from_ack.map(|s| s.p99),
+        &|_| Num::Skip,
     );
     row(
         "paced: create latency p50 / p90 / p99 / max (ms)",
         &|r| dist(r.trickle_create),
-        &|r| r.trickle_create.map(|s| s.p99),
+        &|r| Num::Dist(r.trickle_create),
     );
     row(
         "paced: watch delay from request sent (ms)",
         &|r| dist(r.trickle_watch_from_sent),
-        &|r| r.trickle_watch_from_sent.map(|s| s.p99),
+        &|r| Num::Dist(r.trickle_watch_from_sent),
     );
     row(
         "paced: watch delay from response received (ms)",
         &|r| dist(r.trickle_watch_from_ack),
-        &|r| r.trickle_watch_from_ack.map(|s| s.p99),
+        &|_| Num::Skip,
     );
     row(
-        "server RSS idle → after bulk → end (MiB)",
+        "server RSS idle → after bulk → after paced → after lists (MiB)",
         &|r| {
             format!(
-                "{} → {} → {}",
+                "{} → {} → {} → {}",
                 mem(r.mem_idle),
                 mem(r.mem_after_bulk),
+                mem(r.mem_before_list),
                 mem(r.mem_end)
             )
         },
-        &|r| Some(mib(r.mem_after_bulk.rss_kib)),
+        &|r| Num::One(Some(mib(r.mem_after_bulk.rss_kib))),
     );
     row(
         "server peak RSS, VmHWM (MiB)",
@@ -187,12 +213,25 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
                 hwm_kib: 0,
             })
         },
-        &|r| Some(mib(r.mem_end.hwm_kib)),
+        &|r| Num::One(Some(mib(r.mem_end.hwm_kib))),
     );
     row(
         "server CPU during bulk / whole run (s)",
         &|r| format!("{} / {}", f(r.cpu_bulk), f(r.cpu_total)),
-        &|r| Some(r.cpu_bulk),
+        &|r| Num::One(Some(r.cpu_bulk)),
+    );
+    row(
+        "server CPU per bulk create (ms)",
+        &|r| cpu_per_create(r).map_or("–".into(), f),
+        &|r| Num::One(cpu_per_create(r)),
+    );
+    row(
+        "server busy after the bulk (s)",
+        &|r| {
+            r.settle
+                .map_or_else(|| "still busy at the bound".into(), |d| f(d.as_secs_f64()))
+        },
+        &|_| Num::Skip,
     );
     row(
         "watch events",
@@ -208,10 +247,10 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
             }
             s
         },
-        &|_| None,
+        &|_| Num::Skip,
     );
     o.push('\n');
-    o.push_str("Latencies in ms as p50 / p90 / p99 / max. \"From request sent\" is the conservative watch delay (an upper bound: it contains the create itself); \"from response received\" is a lower bound and is negative when the event arrives before the create's response.\n\n");
+    o.push_str("Latencies in ms as p50 / p90 / p99 / max; the ratio column compares p50 and p99 for them, RSS after the bulk, and CPU during the bulk. \"From request sent\" is the conservative watch delay (an upper bound: it contains the create itself); \"from response received\" is a lower bound and is negative when the event arrives before the create's response.\n\n");
 
     if let Some(p) = portico {
         let c = &p.correctness;
@@ -340,7 +379,7 @@ mod tests {
             machine: "2 cpus".into(),
         };
         let text = render(&ctx, &load(), &[portico, base]);
-        assert!(text.contains("| create latency p50 / p90 / p99 / max (ms) | 1.00 / 2.00 / 30.0 / 30.0 | 1.00 / 2.00 / 3.00 / 3.00 | ×10.0 |"), "{text}");
+        assert!(text.contains("| create latency p50 / p90 / p99 / max (ms) | 1.00 / 2.00 / 30.0 / 30.0 | 1.00 / 2.00 / 3.00 / 3.00 | p50 ×1.00, p99 ×10.0 |"), "{text}");
         assert!(
             text.contains("| bulk time (s) | 2.00 | 1.00 | ×2.00 |"),
             "{text}"

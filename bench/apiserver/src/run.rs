@@ -21,6 +21,10 @@ use crate::BenchError;
 pub const TRICKLE_INTERVAL: Duration = Duration::from_millis(20);
 /// How long the watch may lag behind the last create before it counts as missing events.
 const WATCH_GRACE: Duration = Duration::from_secs(30);
+/// Bound on waiting for the server to go quiet after the bulk.
+const SETTLE_BOUND: Duration = Duration::from_secs(60);
+/// CPU sampling window for "quiet": under 10 % of one core over this window.
+const SETTLE_WINDOW: Duration = Duration::from_millis(500);
 /// Per-request timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -107,8 +111,13 @@ pub struct TargetResult {
     pub mem_idle: Memory,
     /// After the bulk phase.
     pub mem_after_bulk: Memory,
+    /// After the paced phase, before the verifying lists.
+    pub mem_before_list: Memory,
     /// At the end (VmHWM is the peak of the whole run).
     pub mem_end: Memory,
+    /// How long the server kept a core >10 % busy after the bulk (controllers
+    /// catching up); `None` if it was still busy at the bound.
+    pub settle: Option<Duration>,
     /// Server CPU seconds used during the bulk phase.
     pub cpu_bulk: f64,
     /// Server CPU seconds for the whole run, startup included.
@@ -301,6 +310,8 @@ async fn drive(
         _ => Duration::ZERO,
     };
 
+    r.settle = settle(server).await;
+
     let tplan: Vec<(String, bool)> = (0..load.trickle)
         .map(|i| (format!("trickle-{i:04}"), false))
         .collect();
@@ -328,6 +339,7 @@ async fn drive(
         }
     };
     summarize_into(&mut r, &bulk, &trickled, &wlog);
+    r.mem_before_list = server.memory();
 
     if r.is_portico {
         let (items, took) = load::list_all(
@@ -356,6 +368,24 @@ async fn drive(
     r.cpu_total = server.cpu_seconds();
     r.load_after = procfs::loadavg();
     Ok(r)
+}
+
+/// Waits until the server's CPU use over a window drops under 10 % of a core,
+/// so the paced phase sees a quiet server; returns how long that took.
+async fn settle(server: &ServerProcess) -> Option<Duration> {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(SETTLE_WINDOW);
+    tick.tick().await;
+    let mut before = server.cpu_seconds();
+    while start.elapsed() < SETTLE_BOUND {
+        tick.tick().await;
+        let now = server.cpu_seconds();
+        if now - before < 0.1 * SETTLE_WINDOW.as_secs_f64() {
+            return Some(start.elapsed());
+        }
+        before = now;
+    }
+    None
 }
 
 fn ms(d: Duration) -> f64 {

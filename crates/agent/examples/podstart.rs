@@ -19,7 +19,11 @@ struct Ns(String);
 impl Drop for Ns {
     fn drop(&mut self) {
         let prefix = format!("{}-", self.0);
-        for e in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+        for e in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.starts_with(&prefix) || n == self.0 {
                 let _ = Command::new("ip").args(["netns", "del", &n]).status();
@@ -38,10 +42,24 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100).min(250);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100)
+        .min(250);
     let ns = Ns(format!("portico-bench-{}", std::process::id()));
-    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());
-    let exe = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("portico-agent-testbin");
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    let exe = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("portico-agent-testbin");
     let data = tempfile::tempdir().unwrap();
     let path = format!("/run/netns/{}", ns.0);
     let node = ns.0.clone();

@@ -12,7 +12,10 @@ use axum::Router;
 
 /// Entry point of `portico agnhost <subcommand> [flags]`.
 pub fn agnhost_main(args: Vec<String>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("agnhost: {e}");
@@ -24,12 +27,16 @@ pub fn agnhost_main(args: Vec<String>) -> ExitCode {
     let result = match sub {
         "netexec" => rt.block_on(netexec(
             flags.port("http-port").unwrap_or(8080),
-            flags.port("udp-port").filter(|p| *p != 0 && flags.get("udp-port") != Some("-1")),
+            flags
+                .port("udp-port")
+                .filter(|p| *p != 0 && flags.get("udp-port") != Some("-1")),
         )),
         "serve-hostname" => rt.block_on(serve_hostname(flags.port("port").unwrap_or(9376))),
         "pause" => rt.block_on(pause()),
         other => {
-            eprintln!("agnhost: unknown subcommand {other:?} (supported: netexec, serve-hostname, pause)");
+            eprintln!(
+                "agnhost: unknown subcommand {other:?} (supported: netexec, serve-hostname, pause)"
+            );
             return ExitCode::from(2);
         }
     };
@@ -50,7 +57,9 @@ impl Flags {
         let mut m = HashMap::new();
         let mut it = args.iter().peekable();
         while let Some(a) = it.next() {
-            let Some(name) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else { continue };
+            let Some(name) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
+                continue;
+            };
             if let Some((k, v)) = name.split_once('=') {
                 m.insert(k.to_string(), v.to_string());
             } else if let Some(v) = it.next_if(|n| !n.starts_with('-')) {
@@ -72,7 +81,9 @@ impl Flags {
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The reply of netexec's UDP server to one datagram.
@@ -96,14 +107,19 @@ async fn netexec(http_port: u16, udp_port: Option<u16>) -> std::io::Result<()> {
         tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else { continue };
+                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                    continue;
+                };
                 let reply = udp_reply(&String::from_utf8_lossy(&buf[..n]), from);
                 let _ = sock.send_to(reply.as_bytes(), from).await;
             }
         });
     }
     let app = Router::new()
-        .route("/", get(|| async { format!("NOW: {}", jiff::Timestamp::now()) }))
+        .route(
+            "/",
+            get(|| async { format!("NOW: {}", jiff::Timestamp::now()) }),
+        )
         .route("/hostname", get(|| async { hostname() }))
         .route(
             "/clientip",
@@ -111,7 +127,9 @@ async fn netexec(http_port: u16, udp_port: Option<u16>) -> std::io::Result<()> {
         )
         .route(
             "/echo",
-            get(|Query(q): Query<HashMap<String, String>>| async move { q.get("msg").cloned().unwrap_or_default() }),
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                q.get("msg").cloned().unwrap_or_default()
+            }),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/exit", get(exit_handler));
@@ -122,7 +140,10 @@ async fn netexec(http_port: u16, udp_port: Option<u16>) -> std::io::Result<()> {
 
 /// `/exit?code=N`: the container exits with N (tests of restarts use it).
 async fn exit_handler(Query(q): Query<HashMap<String, String>>) -> &'static str {
-    let code = q.get("code").and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+    let code = q
+        .get("code")
+        .and_then(|c| c.parse::<i32>().ok())
+        .unwrap_or(0);
     std::process::exit(code)
 }
 
@@ -150,7 +171,11 @@ mod tests {
 
     #[test]
     fn flags_both_forms() {
-        let f = Flags::parse(&["--http-port=8081".to_string(), "--udp-port".to_string(), "9000".to_string()]);
+        let f = Flags::parse(&[
+            "--http-port=8081".to_string(),
+            "--udp-port".to_string(),
+            "9000".to_string(),
+        ]);
         assert_eq!(f.port("http-port"), Some(8081));
         assert_eq!(f.port("udp-port"), Some(9000));
     }

@@ -43,8 +43,15 @@ type Stop = watch::Receiver<Option<Duration>>;
 
 /// Runs all containers of the pod until `stop` carries a grace period.
 pub(crate) async fn supervise(ctx: Arc<PodCtx>, stop: Stop) {
-    let n = ctx.pod.spec.as_ref().map(|s| s.containers.len()).unwrap_or(0);
-    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(run_container(Arc::clone(&ctx), i, stop.clone()))).collect();
+    let n = ctx
+        .pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.len())
+        .unwrap_or(0);
+    let tasks: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(run_container(Arc::clone(&ctx), i, stop.clone())))
+        .collect();
     for t in tasks {
         let _ = t.await;
     }
@@ -63,7 +70,8 @@ async fn stopped(stop: &mut Stop) -> Duration {
 }
 
 fn set(ctx: &PodCtx, idx: usize, f: impl FnOnce(&mut status::ContainerRt) -> bool) {
-    ctx.status.send_if_modified(|p| p.containers.get_mut(idx).map(f).unwrap_or(false));
+    ctx.status
+        .send_if_modified(|p| p.containers.get_mut(idx).map(f).unwrap_or(false));
 }
 
 fn exit_code(s: &ExitStatus) -> (i32, Option<i32>) {
@@ -88,20 +96,41 @@ async fn terminate(child: &mut Child, pid: u32, grace: Duration) -> Option<ExitS
 
 /// The argv and extra environment for a resolved launch, preparing files the
 /// program needs (nginx's config). `Err` is a waiting reason and message.
-fn prepare(ctx: &PodCtx, c: &Container, launch: Launch, vars: &BTreeMap<String, String>) -> Result<Vec<String>, (String, String)> {
-    let expand = |v: Vec<String>| v.iter().map(|a| envvars::expand(a, vars)).collect::<Vec<_>>();
+fn prepare(
+    ctx: &PodCtx,
+    c: &Container,
+    launch: Launch,
+    vars: &BTreeMap<String, String>,
+) -> Result<Vec<String>, (String, String)> {
+    let expand = |v: Vec<String>| {
+        v.iter()
+            .map(|a| envvars::expand(a, vars))
+            .collect::<Vec<_>>()
+    };
     match launch {
         Launch::Unsupported { reason, message } => Err((reason, message)),
         Launch::Agnhost { args } => {
-            let mut argv = vec![ctx.runtime.cfg.agnhost_exe.to_string_lossy().into_owned(), "agnhost".to_string()];
+            let mut argv = vec![
+                ctx.runtime.cfg.agnhost_exe.to_string_lossy().into_owned(),
+                "agnhost".to_string(),
+            ];
             argv.extend(expand(args));
             Ok(argv)
         }
         Launch::Host { argv } => Ok(expand(argv)),
         Launch::Nginx => {
-            let fail = |e: std::io::Error| ("CreateContainerError".to_string(), format!("preparing nginx: {e}"));
+            let fail = |e: std::io::Error| {
+                (
+                    "CreateContainerError".to_string(),
+                    format!("preparing nginx: {e}"),
+                )
+            };
             let Some(nginx) = process::which("nginx") else {
-                return Err(("ImageNotSupported".into(), "image nginx needs the node's nginx (/usr/sbin/nginx), which is not installed".into()));
+                return Err((
+                    "ImageNotSupported".into(),
+                    "image nginx needs the node's nginx (/usr/sbin/nginx), which is not installed"
+                        .into(),
+                ));
             };
             let dir = ctx.pod_dir.join("containers").join(&c.name);
             let html = dir.join("html");
@@ -110,16 +139,37 @@ fn prepare(ctx: &PodCtx, c: &Container, launch: Launch, vars: &BTreeMap<String, 
             let conf = dir.join("nginx.conf");
             std::fs::write(&conf, podfiles::nginx_conf(&dir, &html)).map_err(fail)?;
             let p = |x: &std::path::Path| x.to_string_lossy().into_owned();
-            Ok(vec![p(&nginx), "-p".into(), p(&dir), "-c".into(), p(&conf), "-e".into(), "stderr".into()])
+            Ok(vec![
+                p(&nginx),
+                "-p".into(),
+                p(&dir),
+                "-c".into(),
+                p(&conf),
+                "-e".into(),
+                "stderr".into(),
+            ])
         }
     }
 }
 
 async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
-    let Some(c) = ctx.pod.spec.as_ref().and_then(|s| s.containers.get(idx)).cloned() else { return };
+    let Some(c) = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.get(idx))
+        .cloned()
+    else {
+        return;
+    };
     let spec = ctx.pod.spec.clone().unwrap_or_default();
-    let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
-    let pod_grace = Duration::from_secs(u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30).max(0)).unwrap_or(30));
+    let policy = spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
+    let pod_grace = Duration::from_secs(
+        u64::try_from(spec.termination_grace_period_seconds.unwrap_or(30).max(0)).unwrap_or(30),
+    );
     let mut level = 0u32;
     loop {
         if stop.borrow().is_some() {
@@ -132,7 +182,10 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
             c.args.as_deref().unwrap_or_default(),
             |p| process::which(p).is_some(),
         );
-        let facts = RuntimeFacts { pod_ip: ctx.ip, host_ip: ctx.runtime.cfg.node_ip };
+        let facts = RuntimeFacts {
+            pod_ip: ctx.ip,
+            host_ip: ctx.runtime.cfg.node_ip,
+        };
         let (mut env, unresolved) = envvars::container_env(&ctx.pod, &c, &ctx.services, facts);
         if !unresolved.is_empty() {
             tracing::warn!(pod = %ctx.name, container = %c.name, vars = ?unresolved, "env valueFrom sources not supported; left unset");
@@ -152,7 +205,10 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
             Err((reason, message)) => {
                 tracing::warn!(pod = %ctx.name, container = %c.name, %reason, %message, "container cannot start");
                 set(&ctx, idx, |s| {
-                    let w = CState::Waiting { reason: reason.clone(), message: Some(message.clone()) };
+                    let w = CState::Waiting {
+                        reason: reason.clone(),
+                        message: Some(message.clone()),
+                    };
                     let changed = s.state != w;
                     s.state = w;
                     changed
@@ -161,8 +217,21 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
                 return;
             }
         };
-        let restart_count = ctx.status.borrow().containers.get(idx).map(|s| s.restart_count).unwrap_or(0);
-        let log = log_path(&ctx.runtime.cfg.data_dir, &ctx.namespace, &ctx.name, &ctx.uid, &c.name, restart_count);
+        let restart_count = ctx
+            .status
+            .borrow()
+            .containers
+            .get(idx)
+            .map(|s| s.restart_count)
+            .unwrap_or(0);
+        let log = log_path(
+            &ctx.runtime.cfg.data_dir,
+            &ctx.namespace,
+            &ctx.name,
+            &ctx.uid,
+            &c.name,
+            restart_count,
+        );
         let exec = Exec {
             netns: &ctx.netns_path,
             pod_dir: &ctx.pod_dir,
@@ -177,7 +246,9 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
                 .stdout(out)
                 .stderr(err)
                 .spawn()
-                .map_err(|e| crate::error::AgentError::io(format!("starting {}", argv.join(" ")), e))
+                .map_err(|e| {
+                    crate::error::AgentError::io(format!("starting {}", argv.join(" ")), e)
+                })
         });
         let (code, signal, reason, liveness_kill) = match spawned {
             Err(e) => {
@@ -186,6 +257,7 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
             }
             Ok(mut child) => {
                 let pid = child.id().unwrap_or(0);
+                process::record_pid(&ctx.pod_dir.join("pids"), &c.name, pid);
                 let has_startup = c.startup_probe.is_some();
                 let has_readiness = c.readiness_probe.is_some();
                 set(&ctx, idx, |s| {
@@ -230,8 +302,13 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
             }
         };
         let finished_at = Timestamp::now();
-        let terminated =
-            CState::Terminated { exit_code: code, signal, reason, started_at: Some(started_at), finished_at };
+        let terminated = CState::Terminated {
+            exit_code: code,
+            signal,
+            reason,
+            started_at: Some(started_at),
+            finished_at,
+        };
         tracing::info!(pod = %ctx.name, container = %c.name, code, "container exited");
         let restart = liveness_kill || status::should_restart(&policy, code);
         set(&ctx, idx, |s| {
@@ -280,12 +357,22 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
 /// Runs one probe attempt.
 async fn attempt(ctx: &PodCtx, action: &Action, timing: &Timing, c: &Container) -> bool {
     match action {
-        Action::Http { addr, host, path } => probe::http_get(*addr, host, path, timing.timeout).await,
+        Action::Http { addr, host, path } => {
+            probe::http_get(*addr, host, path, timing.timeout).await
+        }
         Action::Tcp { addr } => probe::tcp(*addr, timing.timeout).await,
         Action::Unsupported => true,
         Action::Exec { argv } => {
-            let hostname = ctx.pod.spec.as_ref().and_then(|s| s.hostname.clone()).unwrap_or_else(|| ctx.name.clone());
-            let facts = RuntimeFacts { pod_ip: ctx.ip, host_ip: ctx.runtime.cfg.node_ip };
+            let hostname = ctx
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.hostname.clone())
+                .unwrap_or_else(|| ctx.name.clone());
+            let facts = RuntimeFacts {
+                pod_ip: ctx.ip,
+                host_ip: ctx.runtime.cfg.node_ip,
+            };
             let (mut env, _) = envvars::container_env(&ctx.pod, c, &ctx.services, facts);
             env.insert(0, ("PATH".into(), process::DEFAULT_PATH.into()));
             let exec = Exec {
@@ -297,8 +384,12 @@ async fn attempt(ctx: &PodCtx, action: &Action, timing: &Timing, c: &Container) 
                 env: &env,
             };
             let mut cmd = process::command(&ctx.runtime.tools, &exec);
-            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).kill_on_drop(true);
-            let Ok(mut child) = cmd.spawn() else { return false };
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true);
+            let Ok(mut child) = cmd.spawn() else {
+                return false;
+            };
             let pid = child.id().unwrap_or(0);
             match tokio::time::timeout(timing.timeout, child.wait()).await {
                 Ok(Ok(s)) => s.success(),
@@ -325,7 +416,9 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
             }
             failures += 1;
             if failures >= t.failure_threshold {
-                let _ = kill.send(format!("container {} failed startup probe", c.name)).await;
+                let _ = kill
+                    .send(format!("container {} failed startup probe", c.name))
+                    .await;
                 return;
             }
             tokio::time::sleep(t.period).await;
@@ -343,6 +436,9 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
         let action = probe::action(p, &c, ctx.ip);
         let mut th = Threshold::new(false);
         let mut ever_ok = false;
+        // Until the first success, retry quickly (25 ms doubling to 200 ms)
+        // so a pod is Ready as soon as it serves; afterwards, periodSeconds.
+        let mut fast = Duration::from_millis(25);
         tokio::time::sleep(t.initial_delay).await;
         loop {
             let ok = th.record(attempt(&ctx, &action, &t, &c).await, &t);
@@ -352,9 +448,12 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
                 s.ready = ok;
                 changed
             });
-            // Until the first success, probe faster so a pod becomes Ready
-            // quickly (the kubelet also runs the first probe right away).
-            let wait = if ever_ok { t.period } else { t.period.min(Duration::from_millis(200)) };
+            let wait = if ever_ok {
+                t.period
+            } else {
+                fast = (fast * 2).min(Duration::from_millis(200));
+                t.period.min(fast / 2)
+            };
             tokio::time::sleep(wait).await;
         }
     };
@@ -366,7 +465,12 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
         tokio::time::sleep(t.initial_delay).await;
         loop {
             if !th.record(attempt(&ctx, &action, &t, &c).await, &t) {
-                let _ = kill.send(format!("container {} failed liveness probe, will be restarted", c.name)).await;
+                let _ = kill
+                    .send(format!(
+                        "container {} failed liveness probe, will be restarted",
+                        c.name
+                    ))
+                    .await;
                 return;
             }
             tokio::time::sleep(t.period).await;

@@ -13,7 +13,11 @@ use k8s_openapi::api::core::v1::{Container, Pod, Service};
 /// `kubernetes` Service of the `default` namespace for every pod. Services
 /// without a ClusterIP (headless) are skipped. Sorted by Service name so the
 /// result is deterministic.
-pub fn service_env(pod_namespace: &str, enable_service_links: bool, services: &[Service]) -> Vec<(String, String)> {
+pub fn service_env(
+    pod_namespace: &str,
+    enable_service_links: bool,
+    services: &[Service],
+) -> Vec<(String, String)> {
     let mut chosen: BTreeMap<String, &Service> = BTreeMap::new();
     for s in services {
         let ns = s.metadata.namespace.as_deref().unwrap_or("default");
@@ -54,7 +58,10 @@ pub fn service_env(pod_namespace: &str, enable_service_links: bool, services: &[
             let lower = proto.to_lowercase();
             // Docker's link convention special-cases the first port.
             if i == 0 {
-                out.push((format!("{prefix}_PORT"), format!("{lower}://{ip}:{}", p.port)));
+                out.push((
+                    format!("{prefix}_PORT"),
+                    format!("{lower}://{ip}:{}", p.port),
+                ));
             }
             let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_uppercase());
             out.push((pp.clone(), format!("{lower}://{ip}:{}", p.port)));
@@ -123,7 +130,11 @@ pub fn container_env(
     facts: RuntimeFacts,
 ) -> (Vec<(String, String)>, Vec<String>) {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let links = pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true);
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut set = |vars: &mut BTreeMap<String, String>, k: String, v: String| {
@@ -140,7 +151,11 @@ pub fn container_env(
         let value = if let Some(v) = &e.value {
             expand(v, &vars)
         } else if let Some(from) = &e.value_from {
-            match from.field_ref.as_ref().and_then(|f| field_value(pod, &f.field_path, facts)) {
+            match from
+                .field_ref
+                .as_ref()
+                .and_then(|f| field_value(pod, &f.field_path, facts))
+            {
                 Some(v) => v,
                 None => {
                     unresolved.push(e.name.clone());
@@ -172,11 +187,16 @@ fn field_value(pod: &Pod, path: &str, facts: RuntimeFacts) -> Option<String> {
         "metadata.namespace" => Some(m.namespace.clone().unwrap_or_else(|| "default".into())),
         "metadata.uid" => m.uid.clone(),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()),
-        "spec.serviceAccountName" => Some(spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default()),
+        "spec.serviceAccountName" => Some(
+            spec.and_then(|s| s.service_account_name.clone())
+                .unwrap_or_default(),
+        ),
         "status.podIP" | "status.podIPs" => Some(facts.pod_ip.to_string()),
         "status.hostIP" | "status.hostIPs" => Some(facts.host_ip.to_string()),
         _ if path.starts_with("metadata.labels['") => keyed("metadata.labels['", m.labels.as_ref()),
-        _ if path.starts_with("metadata.annotations['") => keyed("metadata.annotations['", m.annotations.as_ref()),
+        _ if path.starts_with("metadata.annotations['") => {
+            keyed("metadata.annotations['", m.annotations.as_ref())
+        }
         _ => None,
     }
 }
@@ -189,7 +209,11 @@ mod tests {
 
     fn svc(ns: &str, name: &str, ip: &str, ports: &[(Option<&str>, i32, &str)]) -> Service {
         Service {
-            metadata: ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
             spec: Some(ServiceSpec {
                 cluster_ip: Some(ip.into()),
                 ports: Some(
@@ -215,7 +239,12 @@ mod tests {
 
     #[test]
     fn service_links_match_the_kubelet() {
-        let s = vec![svc("default", "nginx-service-nodeport", "10.96.0.20", &[(None, 80, "TCP")])];
+        let s = vec![svc(
+            "default",
+            "nginx-service-nodeport",
+            "10.96.0.20",
+            &[(None, 80, "TCP")],
+        )];
         let env = service_env("default", true, &s);
         let want: Vec<(String, String)> = [
             ("NGINX_SERVICE_NODEPORT_SERVICE_HOST", "10.96.0.20"),
@@ -235,8 +264,18 @@ mod tests {
     #[test]
     fn named_ports_udp_headless_and_namespaces() {
         let s = vec![
-            svc("default", "kubernetes", "10.96.0.1", &[(Some("https"), 443, "TCP")]),
-            svc("other", "dns", "10.96.0.10", &[(Some("dns-udp"), 53, "UDP"), (Some("dns-tcp"), 53, "TCP")]),
+            svc(
+                "default",
+                "kubernetes",
+                "10.96.0.1",
+                &[(Some("https"), 443, "TCP")],
+            ),
+            svc(
+                "other",
+                "dns",
+                "10.96.0.10",
+                &[(Some("dns-udp"), 53, "UDP"), (Some("dns-tcp"), 53, "TCP")],
+            ),
             svc("other", "headless", "None", &[(None, 80, "TCP")]),
             svc("default", "elsewhere", "10.96.0.9", &[(None, 80, "TCP")]),
         ];
@@ -296,7 +335,10 @@ mod tests {
             ..Default::default()
         };
         let s = vec![svc("default", "my", "10.96.0.5", &[(None, 80, "TCP")])];
-        let facts = RuntimeFacts { pod_ip: Ipv4Addr::new(10, 244, 0, 3), host_ip: Ipv4Addr::new(192, 168, 1, 2) };
+        let facts = RuntimeFacts {
+            pod_ip: Ipv4Addr::new(10, 244, 0, 3),
+            host_ip: Ipv4Addr::new(192, 168, 1, 2),
+        };
         let (env, unresolved) = container_env(&pod, &c, &s, facts);
         assert_eq!(get(&env, "API_URL"), Some("http://10.96.0.5"));
         assert_eq!(get(&env, "POD_IP"), Some("10.244.0.3"));

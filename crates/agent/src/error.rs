@@ -7,7 +7,10 @@ pub enum AgentError {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("command `{command}` failed: {stderr}")]
     Command { command: String, stderr: String },
     #[error("node IP: {0}")]
@@ -22,6 +25,9 @@ pub enum AgentError {
 
 impl AgentError {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { what: what.into(), source }
+        Self::Io {
+            what: what.into(),
+            source,
+        }
     }
 }

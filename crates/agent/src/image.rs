@@ -16,7 +16,9 @@ pub enum Launch {
 }
 
 /// Generic base images whose commands are run with the host's programs.
-const SHELL_IMAGES: &[&str] = &["busybox", "alpine", "debian", "ubuntu", "bash", "curl", "fedora", "centos", "netshoot"];
+const SHELL_IMAGES: &[&str] = &[
+    "busybox", "alpine", "debian", "ubuntu", "bash", "curl", "fedora", "centos", "netshoot",
+];
 
 /// The repository part of an image reference (no tag, no digest, no
 /// `docker.io/library/` prefix).
@@ -38,7 +40,12 @@ fn base_name(repo: &str) -> &str {
 }
 
 /// Decides how to run `image` with the pod's `command` and `args`.
-pub fn resolve(image: &str, command: &[String], args: &[String], program_exists: impl Fn(&str) -> bool) -> Launch {
+pub fn resolve(
+    image: &str,
+    command: &[String],
+    args: &[String],
+    program_exists: impl Fn(&str) -> bool,
+) -> Launch {
     let repo = repository(image);
     let base = base_name(repo);
     let host = |argv: Vec<String>| -> Launch {
@@ -79,7 +86,11 @@ pub fn resolve(image: &str, command: &[String], args: &[String], program_exists:
     }
     if SHELL_IMAGES.contains(&base) {
         let argv = joined();
-        return if argv.is_empty() { host(vec!["sh".into()]) } else { host(argv) };
+        return if argv.is_empty() {
+            host(vec!["sh".into()])
+        } else {
+            host(argv)
+        };
     }
     unsupported(image)
 }
@@ -106,7 +117,10 @@ mod tests {
         assert_eq!(repository("nginx:1.14.2"), "nginx");
         assert_eq!(repository("docker.io/library/nginx@sha256:abc"), "nginx");
         assert_eq!(repository("localhost:5000/app:1"), "localhost:5000/app");
-        assert_eq!(repository("registry.k8s.io/e2e-test-images/agnhost:2.53"), "registry.k8s.io/e2e-test-images/agnhost");
+        assert_eq!(
+            repository("registry.k8s.io/e2e-test-images/agnhost:2.53"),
+            "registry.k8s.io/e2e-test-images/agnhost"
+        );
     }
 
     #[test]
@@ -115,17 +129,28 @@ mod tests {
         let agn = "registry.k8s.io/e2e-test-images/agnhost:2.53";
         assert_eq!(
             resolve(agn, &[], &s(&["netexec", "--http-port=8080"]), yes),
-            Launch::Agnhost { args: s(&["netexec", "--http-port=8080"]) }
+            Launch::Agnhost {
+                args: s(&["netexec", "--http-port=8080"])
+            }
         );
         assert_eq!(
             resolve(agn, &s(&["/agnhost", "serve-hostname"]), &[], yes),
-            Launch::Agnhost { args: s(&["serve-hostname"]) }
+            Launch::Agnhost {
+                args: s(&["serve-hostname"])
+            }
         );
-        assert_eq!(resolve("registry.k8s.io/pause:3.10", &[], &[], yes), Launch::Agnhost { args: s(&["pause"]) });
+        assert_eq!(
+            resolve("registry.k8s.io/pause:3.10", &[], &[], yes),
+            Launch::Agnhost {
+                args: s(&["pause"])
+            }
+        );
         assert_eq!(resolve("nginx:1.14.2", &[], &[], yes), Launch::Nginx);
         assert_eq!(
             resolve("busybox", &s(&["sh", "-c"]), &s(&["env"]), yes),
-            Launch::Host { argv: s(&["sh", "-c", "env"]) }
+            Launch::Host {
+                argv: s(&["sh", "-c", "env"])
+            }
         );
     }
 
@@ -139,6 +164,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(resolve("alpine", &s(&["nslookup", "x"]), &[], no), Launch::Unsupported { .. }));
+        assert!(matches!(
+            resolve("alpine", &s(&["nslookup", "x"]), &[], no),
+            Launch::Unsupported { .. }
+        ));
     }
 }

@@ -24,7 +24,11 @@ pub struct Ipam {
 
 impl Ipam {
     pub fn new(cidr: Ipv4Net) -> Self {
-        Self { cidr: cidr.trunc(), allocated: BTreeMap::new(), cursor: 1 }
+        Self {
+            cidr: cidr.trunc(),
+            allocated: BTreeMap::new(),
+            cursor: 1,
+        }
     }
 
     /// The node's own address on the pod bridge: the first host of the CIDR.
@@ -38,13 +42,19 @@ impl Ipam {
         if let Some((ip, _)) = self.allocated.iter().find(|(_, o)| o.as_str() == owner) {
             return Some(*ip);
         }
-        let size: u32 = 1u32.checked_shl(32 - u32::from(self.cidr.prefix_len())).unwrap_or(0);
+        let size: u32 = 1u32
+            .checked_shl(32 - u32::from(self.cidr.prefix_len()))
+            .unwrap_or(0);
         // Usable offsets: 2..size-2 (network, gateway and broadcast excluded).
         if size < 4 {
             return None;
         }
         let usable = size - 3;
-        let start = if self.cursor < 2 { 0 } else { (self.cursor - 2 + 1) % usable };
+        let start = if self.cursor < 2 {
+            0
+        } else {
+            (self.cursor - 2 + 1) % usable
+        };
         for k in 0..usable {
             let off = 2 + ((start + k) % usable);
             let ip = offset(self.cidr.network(), off);
@@ -123,7 +133,9 @@ mod tests {
     #[test]
     fn wraps_and_exhausts() {
         let mut ipam = Ipam::new(net("10.0.0.0/29")); // 8 addresses, 5 usable
-        let got: Vec<_> = (0..5).map(|i| ipam.allocate(&format!("p{i}")).unwrap()).collect();
+        let got: Vec<_> = (0..5)
+            .map(|i| ipam.allocate(&format!("p{i}")).unwrap())
+            .collect();
         assert_eq!(got.first(), Some(&Ipv4Addr::new(10, 0, 0, 2)));
         assert_eq!(got.last(), Some(&Ipv4Addr::new(10, 0, 0, 6)));
         assert_eq!(ipam.allocate("x"), None);

@@ -20,8 +20,8 @@ mod logs;
 mod names;
 mod netops;
 mod node;
-mod pods;
 mod podfiles;
+mod pods;
 mod probe;
 mod process;
 mod runtime;
@@ -71,7 +71,8 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let exe = std::env::current_exe().map_err(|e| AgentError::io("finding the agent's own binary", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| AgentError::io("finding the agent's own binary", e))?;
     run_with_exe(client, config, exe, shutdown).await
 }
 
@@ -110,7 +111,11 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2
 
 /// Registration, heartbeat, node network, routes and pods; runs until an
 /// unrecoverable error (the caller's shutdown cancels it).
-async fn serve(client: kube::Client, config: AgentConfig, runtime: std::sync::Arc<Runtime>) -> Result<(), AgentError> {
+async fn serve(
+    client: kube::Client,
+    config: AgentConfig,
+    runtime: std::sync::Arc<Runtime>,
+) -> Result<(), AgentError> {
     let ready_since = jiff::Timestamp::now();
     let node_uid = loop {
         match node::register(&client, &config, ready_since).await {

@@ -15,22 +15,41 @@ use axum::Router;
 
 /// The log file of a container of the newest pod named `pod` in `namespace`:
 /// the current run, or the one before it with `previous`.
-pub fn find_log(data_dir: &Path, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<PathBuf> {
+pub fn find_log(
+    data_dir: &Path,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+) -> Option<PathBuf> {
     let prefix = format!("{namespace}_{pod}_");
     let dir = std::fs::read_dir(data_dir.join("logs"))
         .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())?
         .path()
         .join(container);
     let mut runs: Vec<u32> = std::fs::read_dir(&dir)
         .ok()?
         .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".log")).and_then(|n| n.parse().ok()))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse().ok())
+        })
         .collect();
     runs.sort_unstable();
-    let run = if previous { runs.iter().rev().nth(1) } else { runs.last() }?;
+    let run = if previous {
+        runs.iter().rev().nth(1)
+    } else {
+        runs.last()
+    }?;
     Some(dir.join(format!("{run}.log")))
 }
 
@@ -65,7 +84,10 @@ struct LogState {
 pub fn log_router(data_dir: PathBuf, token: Option<String>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
         .with_state(LogState { data_dir, token })
 }
 
@@ -106,22 +128,27 @@ async fn container_logs(
     // file goes away (the pod was deleted) or the client hangs up.
     let first = data[start..].to_vec();
     let offset = data.len() as u64;
-    let stream = futures::stream::unfold((Some(first), offset, path), |(first, offset, path)| async move {
-        if let Some(f) = first {
-            return Some((Ok::<_, std::io::Error>(f), (None, offset, path)));
-        }
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let meta = tokio::fs::metadata(&path).await.ok()?;
-            if meta.len() > offset {
-                let data = tokio::fs::read(&path).await.ok()?;
-                let from = usize::try_from(offset).unwrap_or(data.len()).min(data.len());
-                let chunk = data[from..].to_vec();
-                let next = data.len() as u64;
-                return Some((Ok(chunk), (None, next, path)));
+    let stream = futures::stream::unfold(
+        (Some(first), offset, path),
+        |(first, offset, path)| async move {
+            if let Some(f) = first {
+                return Some((Ok::<_, std::io::Error>(f), (None, offset, path)));
             }
-        }
-    });
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let meta = tokio::fs::metadata(&path).await.ok()?;
+                if meta.len() > offset {
+                    let data = tokio::fs::read(&path).await.ok()?;
+                    let from = usize::try_from(offset)
+                        .unwrap_or(data.len())
+                        .min(data.len());
+                    let chunk = data[from..].to_vec();
+                    let next = data.len() as u64;
+                    return Some((Ok(chunk), (None, next, path)));
+                }
+            }
+        },
+    );
     Body::from_stream(stream).into_response()
 }
 
@@ -163,15 +190,40 @@ mod tests {
         let app = log_router(d.path().to_path_buf(), Some("s3cret".into()));
         tokio::spawn(async move { axum::serve(l, app).await });
         let get = |path: &str, auth: bool| {
-            let mut args = vec!["-s".to_string(), "-w".into(), " %{http_code}".into(), format!("http://{addr}{path}")];
+            let mut args = vec![
+                "-s".to_string(),
+                "-w".into(),
+                " %{http_code}".into(),
+                format!("http://{addr}{path}"),
+            ];
             if auth {
                 args.extend(["-H".into(), "Authorization: Bearer s3cret".into()]);
             }
-            async move { String::from_utf8(tokio::process::Command::new("curl").args(args).output().await.unwrap().stdout).unwrap() }
+            async move {
+                String::from_utf8(
+                    tokio::process::Command::new("curl")
+                        .args(args)
+                        .output()
+                        .await
+                        .unwrap()
+                        .stdout,
+                )
+                .unwrap()
+            }
         };
-        assert_eq!(get("/containerLogs/default/web/c", true).await, "one\ntwo\n 200");
-        assert_eq!(get("/containerLogs/default/web/c?tailLines=1", true).await, "two\n 200");
-        assert!(get("/containerLogs/default/web/c", false).await.ends_with(" 401"));
-        assert!(get("/containerLogs/default/nope/c", true).await.ends_with(" 404"));
+        assert_eq!(
+            get("/containerLogs/default/web/c", true).await,
+            "one\ntwo\n 200"
+        );
+        assert_eq!(
+            get("/containerLogs/default/web/c?tailLines=1", true).await,
+            "two\n 200"
+        );
+        assert!(get("/containerLogs/default/web/c", false)
+            .await
+            .ends_with(" 401"));
+        assert!(get("/containerLogs/default/nope/c", true)
+            .await
+            .ends_with(" 404"));
     }
 }

@@ -25,7 +25,13 @@ pub fn short_id(uid: &str) -> String {
 pub fn netns_name(node: &str, pod_ns: &str, pod_name: &str, uid: &str) -> String {
     let mut base: String = format!("{node}-{pod_ns}-{pod_name}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     // Leave room for the suffix within a comfortable file name length.
     base.truncate(200);

@@ -47,7 +47,11 @@ pub fn netns_path(name: &str) -> PathBuf {
 
 /// Creates the pod bridge with the gateway address and turns on forwarding
 /// (in this namespace only: `ip_forward` is per network namespace).
-pub async fn setup_bridge(bridge: &str, gateway: Ipv4Addr, cidr: Ipv4Net) -> Result<(), AgentError> {
+pub async fn setup_bridge(
+    bridge: &str,
+    gateway: Ipv4Addr,
+    cidr: Ipv4Net,
+) -> Result<(), AgentError> {
     if ip(&["link", "show", "dev", bridge]).await.is_err() {
         ip(&["link", "add", bridge, "type", "bridge"]).await?;
     }
@@ -56,7 +60,8 @@ pub async fn setup_bridge(bridge: &str, gateway: Ipv4Addr, cidr: Ipv4Net) -> Res
     ip(&["link", "set", bridge, "up"]).await?;
     // Synchronous on purpose: /proc/sys/net follows the opening thread's
     // namespace, and a blocking-pool thread may be in another one.
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| AgentError::io("enabling ip_forward", e))?;
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+        .map_err(|e| AgentError::io("enabling ip_forward", e))?;
     Ok(())
 }
 
@@ -74,24 +79,85 @@ pub struct Sandbox {
     pub ip: Ipv4Addr,
 }
 
+/// Runs `ip [prefix] -batch -` with one command per line (one process for
+/// several commands: pod start latency is dominated by process spawns).
+/// Stops at the first failing line.
+pub async fn ip_batch(prefix: &[&str], lines: &[String]) -> Result<(), AgentError> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = Command::new("ip")
+        .args(prefix)
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| AgentError::io("running ip", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let text = lines.join("\n") + "\n";
+        stdin
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| AgentError::io("writing to ip -batch", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| AgentError::io("running ip", e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(AgentError::Command {
+            command: format!("ip {} -batch: {}", prefix.join(" "), lines.join("; ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// The `ip -batch` lines that create a pod's sandbox: first in the node
+/// namespace, then inside the pod's (`ip -n <netns>`). Pure.
+pub fn pod_network_batches(
+    sb: &Sandbox,
+    bridge: &str,
+    gateway: Ipv4Addr,
+    cidr: Ipv4Net,
+) -> (Vec<String>, Vec<String>) {
+    let node = vec![
+        format!("netns add {}", sb.netns),
+        format!(
+            "link add {} type veth peer name eth0 netns {}",
+            sb.veth, sb.netns
+        ),
+        format!("link set {} master {bridge} up", sb.veth),
+    ];
+    let pod = vec![
+        format!("addr add {}/{} dev eth0", sb.ip, cidr.prefix_len()),
+        "link set lo up".to_string(),
+        "link set eth0 up".to_string(),
+        format!("route add default via {gateway} dev eth0"),
+    ];
+    (node, pod)
+}
+
 /// Creates the pod's netns and veth pair: `eth0` inside with `ip`, default
 /// route via the bridge, `lo` up; the host end enslaved to the bridge.
-pub async fn setup_pod_network(sb: &Sandbox, bridge: &str, gateway: Ipv4Addr, cidr: Ipv4Net) -> Result<(), AgentError> {
-    // Leftovers of an earlier attempt with the same names would make every step fail.
-    teardown_pod_network(sb).await;
-    ip(&["netns", "add", &sb.netns]).await?;
-    let result = async {
-        ip(&["link", "add", &sb.veth, "type", "veth", "peer", "name", "eth0", "netns", &sb.netns]).await?;
-        ip(&["link", "set", &sb.veth, "master", bridge, "up"]).await?;
-        let addr = format!("{}/{}", sb.ip, cidr.prefix_len());
-        let gw = gateway.to_string();
-        ip(&["-n", &sb.netns, "addr", "add", &addr, "dev", "eth0"]).await?;
-        ip(&["-n", &sb.netns, "link", "set", "lo", "up"]).await?;
-        ip(&["-n", &sb.netns, "link", "set", "eth0", "up"]).await?;
-        ip(&["-n", &sb.netns, "route", "add", "default", "via", &gw, "dev", "eth0"]).await?;
-        Ok::<(), AgentError>(())
+pub async fn setup_pod_network(
+    sb: &Sandbox,
+    bridge: &str,
+    gateway: Ipv4Addr,
+    cidr: Ipv4Net,
+) -> Result<(), AgentError> {
+    let (node, pod) = pod_network_batches(sb, bridge, gateway, cidr);
+    let attempt = || async {
+        ip_batch(&[], &node).await?;
+        ip_batch(&["-n", &sb.netns], &pod).await
+    };
+    if attempt().await.is_ok() {
+        return Ok(());
     }
-    .await;
+    // Leftovers of an earlier attempt with the same names make every step
+    // fail: clear them and try once more.
+    teardown_pod_network(sb).await;
+    let result = attempt().await;
     if result.is_err() {
         teardown_pod_network(sb).await;
     }
@@ -110,7 +176,17 @@ pub async fn teardown_pod_network(sb: &Sandbox) {
 
 /// Points `cidr` at another node (`via` its InternalIP); host-gw style.
 pub async fn set_route(cidr: Ipv4Net, via: Ipv4Addr) -> Result<(), AgentError> {
-    ip(&["route", "replace", &cidr.to_string(), "via", &via.to_string(), "proto", ROUTE_PROTO]).await.map(|_| ())
+    ip(&[
+        "route",
+        "replace",
+        &cidr.to_string(),
+        "via",
+        &via.to_string(),
+        "proto",
+        ROUTE_PROTO,
+    ])
+    .await
+    .map(|_| ())
 }
 
 /// Removes a route installed by [`set_route`].
@@ -126,13 +202,19 @@ pub fn default_route_ipv4() -> Result<Ipv4Addr, AgentError> {
             .args(args)
             .output()
             .map_err(|e| AgentError::io("running ip", e))?;
-        serde_json::from_slice(&out.stdout).map_err(|e| AgentError::NodeIp(format!("parsing `ip {}`: {e}", args.join(" "))))
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| AgentError::NodeIp(format!("parsing `ip {}`: {e}", args.join(" "))))
     };
     let routes = run(&["-4", "-j", "route", "show", "default"])?;
     let dev = routes
         .as_array()
-        .and_then(|a| a.iter().find_map(|r| r.get("dev").and_then(|d| d.as_str()).map(String::from)))
-        .ok_or_else(|| AgentError::NodeIp("no IPv4 default route in this network namespace".into()))?;
+        .and_then(|a| {
+            a.iter()
+                .find_map(|r| r.get("dev").and_then(|d| d.as_str()).map(String::from))
+        })
+        .ok_or_else(|| {
+            AgentError::NodeIp("no IPv4 default route in this network namespace".into())
+        })?;
     let addrs = run(&["-4", "-j", "addr", "show", "dev", &dev])?;
     addrs
         .as_array()
@@ -143,4 +225,41 @@ pub fn default_route_ipv4() -> Result<Ipv4Addr, AgentError> {
         .filter_map(|a| a.get("local").and_then(|l| l.as_str()))
         .find_map(|s| s.parse::<Ipv4Addr>().ok())
         .ok_or_else(|| AgentError::NodeIp(format!("interface {dev} has no IPv4 address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_commands() {
+        let sb = Sandbox {
+            netns: "n1-default-web-1a2b3c4d".into(),
+            veth: "veth1a2b3c4d".into(),
+            ip: Ipv4Addr::new(10, 244, 0, 5),
+        };
+        let (node, pod) = pod_network_batches(
+            &sb,
+            "portico0",
+            Ipv4Addr::new(10, 244, 0, 1),
+            "10.244.0.0/24".parse().unwrap(),
+        );
+        assert_eq!(
+            node,
+            vec![
+                "netns add n1-default-web-1a2b3c4d",
+                "link add veth1a2b3c4d type veth peer name eth0 netns n1-default-web-1a2b3c4d",
+                "link set veth1a2b3c4d master portico0 up",
+            ]
+        );
+        assert_eq!(
+            pod,
+            vec![
+                "addr add 10.244.0.5/24 dev eth0",
+                "link set lo up",
+                "link set eth0 up",
+                "route add default via 10.244.0.1 dev eth0"
+            ]
+        );
+    }
 }

@@ -40,7 +40,9 @@ fn arch() -> &'static str {
 }
 
 fn read_trim(path: &str) -> String {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn os_image() -> String {
@@ -61,7 +63,8 @@ fn memory_ki() -> u64 {
 
 /// A timestamp as the API writes it.
 fn time(t: Timestamp) -> serde_json::Value {
-    serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t)).unwrap_or_default()
+    serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t))
+        .unwrap_or_default()
 }
 
 /// The Node object the agent creates (labels; spec is the controllers' job).
@@ -85,8 +88,15 @@ fn labels(name: &str) -> serde_json::Value {
 
 /// The Node status the agent reports. `ready_since` keeps the Ready
 /// condition's transition time stable across heartbeats.
-pub fn node_status(name: &str, ip: Ipv4Addr, now: Timestamp, ready_since: Timestamp) -> serde_json::Value {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+pub fn node_status(
+    name: &str,
+    ip: Ipv4Addr,
+    now: Timestamp,
+    ready_since: Timestamp,
+) -> serde_json::Value {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let resources = json!({
         "cpu": cpus.to_string(),
         "memory": format!("{}Ki", memory_ki()),
@@ -126,14 +136,24 @@ pub fn node_status(name: &str, ip: Ipv4Addr, now: Timestamp, ready_since: Timest
 }
 
 /// Creates or updates the Node and reports its status; returns the Node uid.
-pub async fn register(client: &kube::Client, cfg: &AgentConfig, ready_since: Timestamp) -> Result<String, AgentError> {
+pub async fn register(
+    client: &kube::Client,
+    cfg: &AgentConfig,
+    ready_since: Timestamp,
+) -> Result<String, AgentError> {
     let api: Api<Node> = Api::all(client.clone());
-    let obj: Node = serde_json::from_value(node_object(&cfg.node_name)).map_err(|e| AgentError::Other(e.to_string()))?;
+    let obj: Node = serde_json::from_value(node_object(&cfg.node_name))
+        .map_err(|e| AgentError::Other(e.to_string()))?;
     match api.create(&PostParams::default(), &obj).await {
         Ok(_) => tracing::info!(node = %cfg.node_name, "registered node"),
         Err(e) if is_status(&e, 409) => {
             let patch = json!({"metadata": {"labels": labels(&cfg.node_name)}});
-            api.patch(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            api.patch(
+                &cfg.node_name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
         }
         Err(e) => return Err(e.into()),
     }
@@ -142,10 +162,20 @@ pub async fn register(client: &kube::Client, cfg: &AgentConfig, ready_since: Tim
 }
 
 /// Writes the Node status (heartbeat).
-pub async fn report_status(api: &Api<Node>, cfg: &AgentConfig, ready_since: Timestamp) -> Result<Node, AgentError> {
+pub async fn report_status(
+    api: &Api<Node>,
+    cfg: &AgentConfig,
+    ready_since: Timestamp,
+) -> Result<Node, AgentError> {
     let status = node_status(&cfg.node_name, cfg.node_ip, Timestamp::now(), ready_since);
     let patch = json!({"status": status});
-    Ok(api.patch_status(&cfg.node_name, &PatchParams::default(), &Patch::Merge(&patch)).await?)
+    Ok(api
+        .patch_status(
+            &cfg.node_name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?)
 }
 
 /// Whether the stored Node shows what this agent reports (Ready=True).
@@ -157,11 +187,20 @@ pub fn reports_ready(n: &Node) -> bool {
 }
 
 /// Creates or renews the node's Lease in `kube-node-lease`.
-pub async fn renew_lease(client: &kube::Client, node: &str, node_uid: &str) -> Result<(), AgentError> {
+pub async fn renew_lease(
+    client: &kube::Client,
+    node: &str,
+    node_uid: &str,
+) -> Result<(), AgentError> {
     let api: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    let now = serde_json::to_value(MicroTime(Timestamp::now())).map_err(|e| AgentError::Other(e.to_string()))?;
-    let patch = json!({"spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": now}});
-    match api.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    let now = serde_json::to_value(MicroTime(Timestamp::now()))
+        .map_err(|e| AgentError::Other(e.to_string()))?;
+    let patch =
+        json!({"spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": now}});
+    match api
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if is_status(&e, 404) => {
             let lease = json!({
@@ -174,7 +213,8 @@ pub async fn renew_lease(client: &kube::Client, node: &str, node_uid: &str) -> R
                 },
                 "spec": patch["spec"],
             });
-            let lease: Lease = serde_json::from_value(lease).map_err(|e| AgentError::Other(e.to_string()))?;
+            let lease: Lease =
+                serde_json::from_value(lease).map_err(|e| AgentError::Other(e.to_string()))?;
             api.create(&PostParams::default(), &lease).await?;
             Ok(())
         }
@@ -189,7 +229,11 @@ pub async fn wait_pod_cidr(client: &kube::Client, node: &str) -> Ipv4Net {
     loop {
         match api.get(node).await {
             Ok(n) => {
-                if let Some(c) = n.spec.and_then(|s| s.pod_cidr).and_then(|c| c.parse::<Ipv4Net>().ok()) {
+                if let Some(c) = n
+                    .spec
+                    .and_then(|s| s.pod_cidr)
+                    .and_then(|c| c.parse::<Ipv4Net>().ok())
+                {
                     return c;
                 }
                 if !logged {
@@ -204,13 +248,20 @@ pub async fn wait_pod_cidr(client: &kube::Client, node: &str) -> Ipv4Net {
 }
 
 /// The routes this node needs: every other node's podCIDR via its InternalIP.
-pub fn plan_routes<'a>(me: &str, nodes: impl IntoIterator<Item = &'a Node>) -> BTreeMap<Ipv4Net, Ipv4Addr> {
+pub fn plan_routes<'a>(
+    me: &str,
+    nodes: impl IntoIterator<Item = &'a Node>,
+) -> BTreeMap<Ipv4Net, Ipv4Addr> {
     let mut out = BTreeMap::new();
     for n in nodes {
         if n.metadata.name.as_deref() == Some(me) {
             continue;
         }
-        let Some(cidr) = n.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| c.parse::<Ipv4Net>().ok())
+        let Some(cidr) = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.as_deref())
+            .and_then(|c| c.parse::<Ipv4Net>().ok())
         else {
             continue;
         };
@@ -250,11 +301,17 @@ pub async fn sync_routes(client: kube::Client, me: String) {
                         tracing::info!(%cidr, %via, "route to node podCIDR");
                         installed.insert(*cidr, *via);
                     }
-                    Err(e) => tracing::warn!(error = %e, "installing a route to another node's pods"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "installing a route to another node's pods")
+                    }
                 }
             }
         }
-        let stale: Vec<Ipv4Net> = installed.keys().filter(|c| !want.contains_key(c)).copied().collect();
+        let stale: Vec<Ipv4Net> = installed
+            .keys()
+            .filter(|c| !want.contains_key(c))
+            .copied()
+            .collect();
         for cidr in stale {
             netops::del_route(cidr).await;
             installed.remove(&cidr);
@@ -285,13 +342,24 @@ mod tests {
         ];
         let r = plan_routes("n1", &nodes);
         assert_eq!(r.len(), 1);
-        assert_eq!(r.get(&"10.244.1.0/24".parse().unwrap()), Some(&Ipv4Addr::new(192, 168, 5, 3)));
+        assert_eq!(
+            r.get(&"10.244.1.0/24".parse().unwrap()),
+            Some(&Ipv4Addr::new(192, 168, 5, 3))
+        );
     }
 
     #[test]
     fn status_reports_what_kubectl_shows() {
-        let s = node_status("n1", Ipv4Addr::new(192, 168, 5, 2), Timestamp::now(), Timestamp::now());
-        assert_eq!(s["addresses"][0], json!({"type": "InternalIP", "address": "192.168.5.2"}));
+        let s = node_status(
+            "n1",
+            Ipv4Addr::new(192, 168, 5, 2),
+            Timestamp::now(),
+            Timestamp::now(),
+        );
+        assert_eq!(
+            s["addresses"][0],
+            json!({"type": "InternalIP", "address": "192.168.5.2"})
+        );
         assert_eq!(s["capacity"]["pods"], "110");
         assert_eq!(s["nodeInfo"]["kubeletVersion"], "v1.33.0-portico");
         assert_eq!(s["nodeInfo"]["containerRuntimeVersion"], "portico://0.1.0");

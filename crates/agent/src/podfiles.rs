@@ -118,7 +118,11 @@ mod tests {
         let h = hosts_file(Ipv4Addr::new(10, 244, 0, 5), "web-1", None);
         assert!(h.contains("127.0.0.1\tlocalhost\n"));
         assert!(h.ends_with("10.244.0.5\tweb-1\n"));
-        let h = hosts_file(Ipv4Addr::new(10, 244, 0, 5), "web-1", Some("web-1.sub.default.svc.cluster.local"));
+        let h = hosts_file(
+            Ipv4Addr::new(10, 244, 0, 5),
+            "web-1",
+            Some("web-1.sub.default.svc.cluster.local"),
+        );
         assert!(h.ends_with("10.244.0.5\tweb-1.sub.default.svc.cluster.local\tweb-1\n"));
     }
 

@@ -45,23 +45,32 @@ pub async fn run(client: kube::Client, runtime: Arc<Runtime>) {
     let (svc_reader, svc_writer) = reflector::store();
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(pods, watcher::Config::default().fields(&format!("spec.nodeName={node}"))),
+        watcher(
+            pods,
+            watcher::Config::default().fields(&format!("spec.nodeName={node}")),
+        ),
     )
     .default_backoff()
     .boxed();
-    let svc_stream = reflector::reflector(svc_writer, watcher(services, watcher::Config::default()))
-        .default_backoff()
-        .boxed();
-    // Services only need to be current; drive their stream on its own.
-    tokio::spawn(async move {
+    let svc_stream =
+        reflector::reflector(svc_writer, watcher(services, watcher::Config::default()))
+            .default_backoff()
+            .boxed();
+    // Services only need to be current; drive their stream on its own
+    // (stopped with this loop).
+    let _svc_task = AbortOnDrop(tokio::spawn(async move {
         let mut s = svc_stream;
         while let Some(ev) = s.next().await {
             if let Err(e) = ev {
                 tracing::debug!(error = %e, "watching services");
             }
         }
-    });
-    let state = Arc::new(Mutex::new(State { phases: HashMap::new(), retry_at: HashMap::new(), starting: HashSet::new() }));
+    }));
+    let state = Arc::new(Mutex::new(State {
+        phases: HashMap::new(),
+        retry_at: HashMap::new(),
+        starting: HashSet::new(),
+    }));
     let mut pod_stream = pod_stream;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Service env vars need the Services that exist when a pod starts; give
@@ -89,6 +98,15 @@ pub async fn run(client: kube::Client, runtime: Arc<Runtime>) {
     }
 }
 
+/// Aborts a background task when the loop that owns it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -97,7 +115,11 @@ fn grace_of(pod: &Pod) -> Duration {
     let secs = pod
         .metadata
         .deletion_grace_period_seconds
-        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
         .unwrap_or(30)
         .max(0);
     Duration::from_secs(u64::try_from(secs).unwrap_or(30))
@@ -114,8 +136,13 @@ fn sync(
 ) {
     let all = pods.state();
     let mut seen = HashSet::new();
-    for pod in all.iter().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)) {
-        let Some(uid) = pod.metadata.uid.clone() else { continue };
+    for pod in all
+        .iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+    {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            continue;
+        };
         seen.insert(uid.clone());
         let phase = lock(state).phases.get(&uid).copied();
         if pod.metadata.deletion_timestamp.is_some() {
@@ -123,7 +150,12 @@ fn sync(
                 continue;
             }
             lock(state).phases.insert(uid.clone(), Phase::Stopping);
-            let (client, runtime, state, pod) = (client.clone(), Arc::clone(runtime), Arc::clone(state), (**pod).clone());
+            let (client, runtime, state, pod) = (
+                client.clone(),
+                Arc::clone(runtime),
+                Arc::clone(state),
+                (**pod).clone(),
+            );
             tokio::spawn(async move {
                 wait_started(&state, &uid).await;
                 runtime.stop_pod(&uid, grace_of(&pod)).await;
@@ -135,7 +167,10 @@ fn sync(
         if phase.is_some() {
             continue;
         }
-        let terminal = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed"));
+        let terminal = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded") | Some("Failed")
+        );
         if terminal && !runtime.has_pod(&uid) {
             continue;
         }
@@ -150,7 +185,12 @@ fn sync(
             s.starting.insert(uid.clone());
         }
         let svcs: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
-        let (client, runtime, state, pod) = (client.clone(), Arc::clone(runtime), Arc::clone(state), (**pod).clone());
+        let (client, runtime, state, pod) = (
+            client.clone(),
+            Arc::clone(runtime),
+            Arc::clone(state),
+            (**pod).clone(),
+        );
         tokio::spawn(async move {
             let result = runtime.start_pod(&pod, &svcs).await;
             lock(&state).starting.remove(&uid);
@@ -172,7 +212,8 @@ fn sync(
                     if s.phases.get(&uid) == Some(&Phase::Starting) {
                         s.phases.remove(&uid);
                     }
-                    s.retry_at.insert(uid, tokio::time::Instant::now() + Duration::from_secs(5));
+                    s.retry_at
+                        .insert(uid, tokio::time::Instant::now() + Duration::from_secs(5));
                 }
             }
         });
@@ -194,7 +235,9 @@ fn sync(
         });
     }
     // Forget finished uids that the API no longer has.
-    lock(state).phases.retain(|uid, p| seen.contains(uid) || *p != Phase::Done);
+    lock(state)
+        .phases
+        .retain(|uid, p| seen.contains(uid) || *p != Phase::Done);
 }
 
 /// A stop must not race a start still creating the sandbox: wait (bounded)
@@ -208,27 +251,44 @@ async fn wait_started(state: &Arc<Mutex<State>>, uid: &str) {
 
 /// Deletes the pod object with grace 0 (the kubelet's last step), guarded by uid.
 async fn finalize(client: &kube::Client, pod: &Pod) {
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let dp = DeleteParams {
         grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     match api.delete(&name, &dp).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-        Err(e) => tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "finalizing pod deletion"),
+        Err(e) => {
+            tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "finalizing pod deletion")
+        }
     }
 }
 
 /// Writes the pod's status whenever the runtime's view of it changes, until
 /// the pod's supervisor is gone.
 async fn write_status(client: kube::Client, pod: Pod, mut rx: watch::Receiver<PodRt>) {
-    let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into());
     let api: Api<Pod> = Api::namespaced(client, &ns);
     let mut last: Option<PodStatus> = pod.status.clone();
     let mut written: Option<PodStatus> = None;
@@ -237,13 +297,20 @@ async fn write_status(client: kube::Client, pod: Pod, mut rx: watch::Receiver<Po
         let st = status::pod_status(&rt, &policy, last.as_ref(), Timestamp::now());
         if written.as_ref() != Some(&st) {
             let patch = serde_json::json!({ "status": st });
-            match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => {
                     last = Some(st.clone());
                     written = Some(st);
                 }
                 Err(kube::Error::Api(s)) if s.code == 404 => return,
                 Err(e) => {
+                    // The pod's supervisor is gone: nothing left to report.
+                    if rx.has_changed().is_err() {
+                        return;
+                    }
                     tracing::warn!(pod = %format!("{ns}/{name}"), error = %e, "writing pod status; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;

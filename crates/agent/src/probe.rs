@@ -22,7 +22,9 @@ pub struct Timing {
 
 impl Timing {
     pub fn of(p: &Probe) -> Self {
-        let secs = |v: Option<i32>, d: i32| Duration::from_secs(u64::try_from(v.unwrap_or(d).max(0)).unwrap_or(0));
+        let secs = |v: Option<i32>, d: i32| {
+            Duration::from_secs(u64::try_from(v.unwrap_or(d).max(0)).unwrap_or(0))
+        };
         let count = |v: Option<i32>, d: i32| u32::try_from(v.unwrap_or(d).max(1)).unwrap_or(1);
         Self {
             initial_delay: secs(p.initial_delay_seconds, 0),
@@ -44,7 +46,11 @@ pub struct Threshold {
 
 impl Threshold {
     pub fn new(initial: bool) -> Self {
-        Self { ok: initial, successes: 0, failures: 0 }
+        Self {
+            ok: initial,
+            successes: 0,
+            failures: 0,
+        }
     }
 
     /// Records one result; returns the (possibly new) verdict.
@@ -118,15 +124,26 @@ pub async fn http_get(addr: SocketAddr, host: &str, path: &str, timeout: Duratio
 
 /// One TCP connect.
 pub async fn tcp(addr: SocketAddr, timeout: Duration) -> bool {
-    matches!(tokio::time::timeout(timeout, TcpStream::connect(addr)).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(timeout, TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// What a probe needs to reach the container.
 #[derive(Debug, Clone)]
 pub enum Action {
-    Http { addr: SocketAddr, host: String, path: String },
-    Tcp { addr: SocketAddr },
-    Exec { argv: Vec<String> },
+    Http {
+        addr: SocketAddr,
+        host: String,
+        path: String,
+    },
+    Tcp {
+        addr: SocketAddr,
+    },
+    Exec {
+        argv: Vec<String>,
+    },
     /// A probe this runtime cannot run (grpc): treated as succeeding, as the
     /// alternative would kill a healthy container.
     Unsupported,
@@ -135,25 +152,41 @@ pub enum Action {
 /// Builds the action of a probe for a container at `pod_ip`.
 pub fn action(p: &Probe, c: &Container, pod_ip: Ipv4Addr) -> Action {
     if let Some(h) = &p.http_get {
-        let ip = h.host.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(IpAddr::V4(pod_ip));
+        let ip = h
+            .host
+            .as_deref()
+            .and_then(|s| s.parse::<IpAddr>().ok())
+            .unwrap_or(IpAddr::V4(pod_ip));
         return match port(&h.port, c) {
             Some(port) => Action::Http {
                 addr: SocketAddr::new(ip, port),
                 host: format!("{ip}:{port}"),
-                path: h.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+                path: h
+                    .path
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "/".into()),
             },
             None => Action::Unsupported,
         };
     }
     if let Some(t) = &p.tcp_socket {
-        let ip = t.host.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(IpAddr::V4(pod_ip));
+        let ip = t
+            .host
+            .as_deref()
+            .and_then(|s| s.parse::<IpAddr>().ok())
+            .unwrap_or(IpAddr::V4(pod_ip));
         return match port(&t.port, c) {
-            Some(port) => Action::Tcp { addr: SocketAddr::new(ip, port) },
+            Some(port) => Action::Tcp {
+                addr: SocketAddr::new(ip, port),
+            },
             None => Action::Unsupported,
         };
     }
     if let Some(e) = &p.exec {
-        return Action::Exec { argv: e.command.clone().unwrap_or_default() };
+        return Action::Exec {
+            argv: e.command.clone().unwrap_or_default(),
+        };
     }
     Action::Unsupported
 }
@@ -172,7 +205,11 @@ mod tests {
 
     #[test]
     fn thresholds_need_consecutive_results() {
-        let t = Timing { failure_threshold: 2, success_threshold: 2, ..Timing::of(&Probe::default()) };
+        let t = Timing {
+            failure_threshold: 2,
+            success_threshold: 2,
+            ..Timing::of(&Probe::default())
+        };
         let mut th = Threshold::new(false);
         assert!(!th.record(true, &t));
         assert!(th.record(true, &t));
@@ -185,14 +222,19 @@ mod tests {
     #[test]
     fn status_lines() {
         assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n"), Some(200));
-        assert_eq!(parse_status(b"HTTP/1.0 503 Service Unavailable\r\n"), Some(503));
+        assert_eq!(
+            parse_status(b"HTTP/1.0 503 Service Unavailable\r\n"),
+            Some(503)
+        );
         assert_eq!(parse_status(b"garbage"), None);
     }
 
     #[test]
     fn named_ports_resolve() {
-        let c: Container =
-            serde_json::from_value(serde_json::json!({"name": "c", "ports": [{"name": "http", "containerPort": 8080}]})).unwrap();
+        let c: Container = serde_json::from_value(
+            serde_json::json!({"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}),
+        )
+        .unwrap();
         assert_eq!(port(&IntOrString::String("http".into()), &c), Some(8080));
         assert_eq!(port(&IntOrString::Int(80), &c), Some(80));
         assert_eq!(port(&IntOrString::String("nope".into()), &c), None);
@@ -207,12 +249,18 @@ mod tests {
                 let (mut s, _) = l.accept().await.unwrap();
                 let mut b = [0u8; 256];
                 let _ = s.read(&mut b).await;
-                let _ = s.write_all(format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
+                let _ = s
+                    .write_all(format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
             }
         });
         assert!(http_get(addr, "x", "/healthz", Duration::from_secs(2)).await);
         assert!(!http_get(addr, "x", "/healthz", Duration::from_secs(2)).await);
-        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
         assert!(!tcp(closed, Duration::from_secs(1)).await);
     }
 }

@@ -39,8 +39,15 @@ pub struct Tools {
 
 impl Tools {
     pub fn find() -> Result<Self, AgentError> {
-        let need = |n: &str| which(n).ok_or_else(|| AgentError::Other(format!("`{n}` (util-linux) is not installed")));
-        Ok(Self { nsenter: need("nsenter")?, unshare: need("unshare")?, sh: PathBuf::from("/bin/sh") })
+        let need = |n: &str| {
+            which(n)
+                .ok_or_else(|| AgentError::Other(format!("`{n}` (util-linux) is not installed")))
+        };
+        Ok(Self {
+            nsenter: need("nsenter")?,
+            unshare: need("unshare")?,
+            sh: PathBuf::from("/bin/sh"),
+        })
     }
 }
 
@@ -53,7 +60,10 @@ pub fn which(program: &str) -> Option<PathBuf> {
         let p = PathBuf::from(program);
         return p.is_file().then_some(p);
     }
-    DEFAULT_PATH.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file())
+    DEFAULT_PATH
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
 }
 
 /// What to start inside a pod.
@@ -94,14 +104,17 @@ pub fn command(tools: &Tools, e: &Exec<'_>) -> Command {
 /// Opens (appending) a container log file and returns stdout/stderr handles.
 pub fn log_stdio(path: &Path) -> Result<(Stdio, Stdio), AgentError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
     }
     let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| AgentError::io(format!("opening {}", path.display()), e))?;
-    let g = f.try_clone().map_err(|e| AgentError::io("cloning log fd", e))?;
+    let g = f
+        .try_clone()
+        .map_err(|e| AgentError::io("cloning log fd", e))?;
     Ok((Stdio::from(f), Stdio::from(g)))
 }
 
@@ -117,9 +130,13 @@ pub fn signal_group(pid: u32, sig: Signal) {
 /// whatever a pod left behind, even processes that left its process group.
 pub fn pids_in_netns(netns_path: &Path) -> Vec<i32> {
     use std::os::unix::fs::MetadataExt as _;
-    let Ok(meta) = std::fs::metadata(netns_path) else { return Vec::new() };
+    let Ok(meta) = std::fs::metadata(netns_path) else {
+        return Vec::new();
+    };
     let want = format!("net:[{}]", meta.ino());
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
         .filter(|pid| {
@@ -134,5 +151,63 @@ pub fn pids_in_netns(netns_path: &Path) -> Vec<i32> {
 pub fn kill_netns_processes(netns_path: &Path) {
     for pid in pids_in_netns(netns_path) {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// A process's start time (clock ticks since boot, field 22 of
+/// `/proc/<pid>/stat`): with the pid, it identifies a process across pid reuse.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields resume after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Records a container's process group so a later agent can stop it even if
+/// its network namespace is no longer reachable (agent killed, mount
+/// namespace gone).
+pub fn record_pid(dir: &Path, container: &str, pid: u32) {
+    let Ok(raw) = i32::try_from(pid) else { return };
+    let Some(st) = start_time(raw) else { return };
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::write(dir.join(container), format!("{pid} {st}\n"));
+}
+
+/// SIGKILLs the process groups recorded in `dir` whose leader is still the
+/// same process (same pid and start time).
+pub fn kill_recorded(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.filter_map(Result::ok) {
+        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        let mut it = text.split_whitespace();
+        let (Some(pid), Some(st)) = (it.next().and_then(|p| p.parse::<i32>().ok()), it.next().and_then(|s| s.parse::<u64>().ok()))
+        else {
+            continue;
+        };
+        if pid > 0 && start_time(pid) == Some(st) {
+            let _ = nix::sys::signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt as _;
+
+    #[test]
+    fn recorded_processes_are_killed_only_if_still_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        record_pid(dir.path(), "c", child.id());
+        // A stale record (same pid, other start time) must be ignored.
+        std::fs::write(dir.path().join("stale"), format!("{} 1\n", std::process::id())).unwrap();
+        kill_recorded(dir.path());
+        let status = child.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
     }
 }

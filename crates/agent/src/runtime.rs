@@ -38,7 +38,14 @@ pub struct RuntimeConfig {
 }
 
 /// Where a container's log for one run (restart count) is written.
-pub fn log_path(data_dir: &Path, namespace: &str, pod: &str, uid: &str, container: &str, restart_count: i32) -> PathBuf {
+pub fn log_path(
+    data_dir: &Path,
+    namespace: &str,
+    pod: &str,
+    uid: &str,
+    container: &str,
+    restart_count: i32,
+) -> PathBuf {
     data_dir
         .join("logs")
         .join(format!("{namespace}_{pod}_{uid}"))
@@ -89,7 +96,12 @@ impl Runtime {
         let tools = Tools::find()?;
         std::fs::create_dir_all(cfg.data_dir.join("pods"))
             .map_err(|e| AgentError::io(format!("creating {}", cfg.data_dir.display()), e))?;
-        Ok(Arc::new(Self { cfg, tools, net: Mutex::new(None), pods: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(Self {
+            cfg,
+            tools,
+            net: Mutex::new(None),
+            pods: Mutex::new(HashMap::new()),
+        }))
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -101,9 +113,12 @@ impl Runtime {
     /// old addresses are not handed out again right away.
     pub async fn cleanup_leftovers(&self) {
         let dir = self.cfg.data_dir.join("pods");
-        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
         for e in entries.filter_map(Result::ok) {
             let path = e.path();
+            process::kill_recorded(&path.join("pids"));
             if let Ok(bytes) = std::fs::read(path.join("sandbox.json")) {
                 if let Ok(rec) = serde_json::from_slice::<SandboxRecord>(&bytes) {
                     tracing::info!(pod = %format!("{}/{}", rec.namespace, rec.name), "removing a pod left by an earlier agent");
@@ -127,7 +142,10 @@ impl Runtime {
     pub async fn setup_node(&self, cidr: Ipv4Net) -> Result<(), AgentError> {
         let ipam = ipam::load(&self.cfg.data_dir, cidr);
         netops::setup_bridge(&self.cfg.bridge_name, ipam.gateway(), ipam.cidr).await?;
-        *lock(&self.net) = Some(NodeNet { cidr: ipam.cidr, ipam });
+        *lock(&self.net) = Some(NodeNet {
+            cidr: ipam.cidr,
+            ipam,
+        });
         Ok(())
     }
 
@@ -139,7 +157,10 @@ impl Runtime {
     fn allocate(&self, uid: &str) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Net), AgentError> {
         let mut g = lock(&self.net);
         let net = g.as_mut().ok_or(AgentError::NoPodCidr)?;
-        let ip = net.ipam.allocate(uid).ok_or_else(|| AgentError::IpExhausted(net.cidr.to_string()))?;
+        let ip = net
+            .ipam
+            .allocate(uid)
+            .ok_or_else(|| AgentError::IpExhausted(net.cidr.to_string()))?;
         if let Err(e) = ipam::save(&self.cfg.data_dir, &net.ipam) {
             tracing::warn!(error = %e, "saving IP allocations");
         }
@@ -173,12 +194,24 @@ impl Runtime {
     /// Creates the pod's sandbox and starts its containers. `services` are the
     /// Services that exist now (for the Service environment variables).
     /// Returns the pod's status channel; starting a running pod returns its channel.
-    pub async fn start_pod(self: &Arc<Self>, pod: &Pod, services: &[Service]) -> Result<watch::Receiver<PodRt>, AgentError> {
-        let uid = pod.metadata.uid.clone().ok_or_else(|| AgentError::Other("pod without uid".into()))?;
+    pub async fn start_pod(
+        self: &Arc<Self>,
+        pod: &Pod,
+        services: &[Service],
+    ) -> Result<watch::Receiver<PodRt>, AgentError> {
+        let uid = pod
+            .metadata
+            .uid
+            .clone()
+            .ok_or_else(|| AgentError::Other("pod without uid".into()))?;
         if let Some(rx) = self.status(&uid) {
             return Ok(rx);
         }
-        let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let namespace = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let (ip, gateway, cidr) = self.allocate(&uid)?;
         let sandbox = Sandbox {
@@ -189,7 +222,9 @@ impl Runtime {
         let dir = self.pod_dir(&uid);
         let prepared = self.write_pod_files(pod, &dir, &sandbox, &namespace, &name, &uid);
         let result = match prepared {
-            Ok(()) => netops::setup_pod_network(&sandbox, &self.cfg.bridge_name, gateway, cidr).await,
+            Ok(()) => {
+                netops::setup_pod_network(&sandbox, &self.cfg.bridge_name, gateway, cidr).await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -203,7 +238,11 @@ impl Runtime {
             host_ip: self.cfg.node_ip,
             start_time: Timestamp::now(),
             sandbox_ready: true,
-            containers: spec.containers.iter().map(|c| ContainerRt::new(&c.name, c.image.as_deref().unwrap_or(""))).collect(),
+            containers: spec
+                .containers
+                .iter()
+                .map(|c| ContainerRt::new(&c.name, c.image.as_deref().unwrap_or("")))
+                .collect(),
         };
         let (status_tx, status_rx) = watch::channel(rt);
         let (stop_tx, stop_rx) = watch::channel(None);
@@ -222,7 +261,14 @@ impl Runtime {
         let task = tokio::spawn(container::supervise(ctx, stop_rx));
         lock(&self.pods).insert(
             uid,
-            PodHandle { status: status_rx.clone(), stop: stop_tx, task: Some(task), sandbox, namespace, name },
+            PodHandle {
+                status: status_rx.clone(),
+                stop: stop_tx,
+                task: Some(task),
+                sandbox,
+                namespace,
+                name,
+            },
         );
         Ok(status_rx)
     }
@@ -237,24 +283,38 @@ impl Runtime {
         uid: &str,
     ) -> Result<(), AgentError> {
         let write = |file: &str, text: &str| {
-            std::fs::write(dir.join(file), text).map_err(|e| AgentError::io(format!("writing {file} of pod {name}"), e))
+            std::fs::write(dir.join(file), text)
+                .map_err(|e| AgentError::io(format!("writing {file} of pod {name}"), e))
         };
-        std::fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
         let record = SandboxRecord {
             namespace: namespace.to_string(),
             name: name.to_string(),
             uid: uid.to_string(),
             sandbox: sandbox.clone(),
         };
-        let json = serde_json::to_string_pretty(&record).map_err(|e| AgentError::Other(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(&record).map_err(|e| AgentError::Other(e.to_string()))?;
         write("sandbox.json", &json)?;
         let spec = pod.spec.as_ref();
-        let hostname = spec.and_then(|s| s.hostname.clone()).unwrap_or_else(|| name.to_string());
-        let fqdn = spec
-            .and_then(|s| s.subdomain.as_deref())
-            .map(|sub| format!("{hostname}.{sub}.{namespace}.svc.{}", self.cfg.cluster_domain));
-        write("resolv.conf", &podfiles::resolv_conf(self.cfg.cluster_dns, namespace, &self.cfg.cluster_domain))?;
-        write("hosts", &podfiles::hosts_file(sandbox.ip, &hostname, fqdn.as_deref()))?;
+        let hostname = spec
+            .and_then(|s| s.hostname.clone())
+            .unwrap_or_else(|| name.to_string());
+        let fqdn = spec.and_then(|s| s.subdomain.as_deref()).map(|sub| {
+            format!(
+                "{hostname}.{sub}.{namespace}.svc.{}",
+                self.cfg.cluster_domain
+            )
+        });
+        write(
+            "resolv.conf",
+            &podfiles::resolv_conf(self.cfg.cluster_dns, namespace, &self.cfg.cluster_domain),
+        )?;
+        write(
+            "hosts",
+            &podfiles::hosts_file(sandbox.ip, &hostname, fqdn.as_deref()),
+        )?;
         write("hostname", &format!("{hostname}\n"))?;
         Ok(())
     }
@@ -266,7 +326,12 @@ impl Runtime {
             let mut pods = lock(&self.pods);
             let Some(h) = pods.get_mut(uid) else { return };
             h.stop.send_replace(Some(grace));
-            (h.task.take(), h.sandbox.clone(), h.namespace.clone(), h.name.clone())
+            (
+                h.task.take(),
+                h.sandbox.clone(),
+                h.namespace.clone(),
+                h.name.clone(),
+            )
         };
         if let Some(task) = task {
             let _ = task.await;
@@ -275,7 +340,12 @@ impl Runtime {
         netops::teardown_pod_network(&sandbox).await;
         self.release(uid);
         let _ = std::fs::remove_dir_all(self.pod_dir(uid));
-        let _ = std::fs::remove_dir_all(self.cfg.data_dir.join("logs").join(format!("{ns}_{name}_{uid}")));
+        let _ = std::fs::remove_dir_all(
+            self.cfg
+                .data_dir
+                .join("logs")
+                .join(format!("{ns}_{name}_{uid}")),
+        );
         lock(&self.pods).remove(uid);
         tracing::info!(pod = %format!("{ns}/{name}"), "pod stopped and removed");
     }

@@ -7,17 +7,28 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, HostIP,
-    PodCondition, PodIP, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// One container's state as the runtime tracks it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CState {
-    Waiting { reason: String, message: Option<String> },
-    Running { started_at: Timestamp },
-    Terminated { exit_code: i32, signal: Option<i32>, reason: String, started_at: Option<Timestamp>, finished_at: Timestamp },
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
+    Running {
+        started_at: Timestamp,
+    },
+    Terminated {
+        exit_code: i32,
+        signal: Option<i32>,
+        reason: String,
+        started_at: Option<Timestamp>,
+        finished_at: Timestamp,
+    },
 }
 
 /// A container of a running pod.
@@ -38,7 +49,10 @@ impl ContainerRt {
         Self {
             name: name.to_string(),
             image: image.to_string(),
-            state: CState::Waiting { reason: "ContainerCreating".into(), message: None },
+            state: CState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            },
             last_state: None,
             restart_count: 0,
             ready: false,
@@ -107,14 +121,25 @@ fn time(t: Timestamp) -> Time {
 fn to_state(s: &CState) -> ContainerState {
     match s {
         CState::Waiting { reason, message } => ContainerState {
-            waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: message.clone() }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.clone()),
+                message: message.clone(),
+            }),
             ..Default::default()
         },
         CState::Running { started_at } => ContainerState {
-            running: Some(ContainerStateRunning { started_at: Some(time(*started_at)) }),
+            running: Some(ContainerStateRunning {
+                started_at: Some(time(*started_at)),
+            }),
             ..Default::default()
         },
-        CState::Terminated { exit_code, signal, reason, started_at, finished_at } => ContainerState {
+        CState::Terminated {
+            exit_code,
+            signal,
+            reason,
+            started_at,
+            finished_at,
+        } => ContainerState {
             terminated: Some(ContainerStateTerminated {
                 exit_code: *exit_code,
                 signal: *signal,
@@ -171,7 +196,12 @@ fn condition(
 }
 
 /// The full pod status the agent writes through `pods/status`.
-pub fn pod_status(rt: &PodRt, restart_policy: &str, prev: Option<&PodStatus>, now: Timestamp) -> PodStatus {
+pub fn pod_status(
+    rt: &PodRt,
+    restart_policy: &str,
+    prev: Option<&PodStatus>,
+    now: Timestamp,
+) -> PodStatus {
     let phase = phase(&rt.containers, restart_policy);
     let terminal = phase == "Succeeded" || phase == "Failed";
     let unready: Vec<&str> = rt
@@ -186,10 +216,23 @@ pub fn pod_status(rt: &PodRt, restart_policy: &str, prev: Option<&PodStatus>, no
     } else if terminal {
         (Some("PodCompleted"), None)
     } else {
-        (Some("ContainersNotReady"), Some(format!("containers with unready status: [{}]", unready.join(" "))))
+        (
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
+        )
     };
     let conditions = vec![
-        condition(prev, "PodReadyToStartContainers", rt.sandbox_ready && !terminal, None, None, now),
+        condition(
+            prev,
+            "PodReadyToStartContainers",
+            rt.sandbox_ready && !terminal,
+            None,
+            None,
+            now,
+        ),
         condition(prev, "Initialized", true, None, None, now),
         condition(prev, "Ready", all_ready, reason, message.clone(), now),
         condition(prev, "ContainersReady", all_ready, reason, message, now),
@@ -249,7 +292,13 @@ mod tests {
     }
 
     fn term(code: i32) -> CState {
-        CState::Terminated { exit_code: code, signal: None, reason: "Error".into(), started_at: None, finished_at: ts(20) }
+        CState::Terminated {
+            exit_code: code,
+            signal: None,
+            reason: "Error".into(),
+            started_at: None,
+            finished_at: ts(20),
+        }
     }
 
     #[test]
@@ -257,7 +306,10 @@ mod tests {
         assert_eq!(phase(&[ContainerRt::new("a", "x")], "Always"), "Pending");
         assert_eq!(phase(&[running("a")], "Always"), "Running");
         let mut crashed = ContainerRt::new("a", "x");
-        crashed.state = CState::Waiting { reason: "CrashLoopBackOff".into(), message: None };
+        crashed.state = CState::Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: None,
+        };
         crashed.last_state = Some(term(1));
         assert_eq!(phase(std::slice::from_ref(&crashed), "Always"), "Running");
         let mut done = ContainerRt::new("a", "x");
@@ -279,10 +331,19 @@ mod tests {
         };
         let s1 = pod_status(&rt, "Always", None, ts(100));
         let ready = |s: &PodStatus| {
-            s.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").cloned().unwrap()
+            s.conditions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .cloned()
+                .unwrap()
         };
         assert_eq!(ready(&s1).status, "False");
-        assert_eq!(ready(&s1).message.as_deref(), Some("containers with unready status: [web]"));
+        assert_eq!(
+            ready(&s1).message.as_deref(),
+            Some("containers with unready status: [web]")
+        );
         assert_eq!(s1.pod_ip.as_deref(), Some("10.244.0.2"));
         assert_eq!(s1.phase.as_deref(), Some("Running"));
         rt.containers[0].ready = true;

@@ -18,7 +18,9 @@ use portico_agent::AgentConfig;
 
 async fn client_for(kubeconfig: &std::path::Path) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .unwrap();
     kube::Client::try_from(cfg).unwrap()
 }
 
@@ -26,8 +28,15 @@ async fn client_for(kubeconfig: &std::path::Path) -> kube::Client {
 fn enter(path: &str) -> tokio::runtime::Runtime {
     let fd = std::fs::File::open(path).unwrap();
     nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-    assert!(Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap().success());
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    assert!(Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn agent_config(name: &str, ip: Ipv4Addr, dir: &std::path::Path) -> AgentConfig {
@@ -42,7 +51,10 @@ fn agent_config(name: &str, ip: Ipv4Addr, dir: &std::path::Path) -> AgentConfig 
 }
 
 fn ip(args: &[&str]) {
-    assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+    assert!(
+        Command::new("ip").args(args).status().unwrap().success(),
+        "ip {args:?}"
+    );
 }
 
 fn exe() -> PathBuf {
@@ -54,8 +66,13 @@ fn pods_on_different_nodes_reach_each_other_by_pod_ip() {
     let a = NodeNs::new("mna");
     let b = NodeNs::new("mnb");
     // The LAN: one veth pair between the two node namespaces.
-    let (la, lb) = (format!("pa{}", std::process::id() % 100000), format!("pb{}", std::process::id() % 100000));
-    ip(&["link", "add", &la, "netns", &a.name, "type", "veth", "peer", "name", &lb, "netns", &b.name]);
+    let (la, lb) = (
+        format!("pa{}", std::process::id() % 100000),
+        format!("pb{}", std::process::id() % 100000),
+    );
+    ip(&[
+        "link", "add", &la, "netns", &a.name, "type", "veth", "peer", "name", &lb, "netns", &b.name,
+    ]);
     ip(&["-n", &a.name, "addr", "add", "192.168.93.2/24", "dev", &la]);
     ip(&["-n", &b.name, "addr", "add", "192.168.93.3/24", "dev", &lb]);
     ip(&["-n", &a.name, "link", "set", &la, "up"]);
@@ -91,7 +108,10 @@ fn pods_on_different_nodes_reach_each_other_by_pod_ip() {
             let a_dir = tempfile::tempdir().unwrap();
             let listener = std::net::TcpListener::bind("192.168.93.2:0").unwrap();
             let port = listener.local_addr().unwrap().port();
-            let mut cfg = portico_apiserver::ServerConfig::new(server_dir.path(), format!("https://192.168.93.2:{port}"));
+            let mut cfg = portico_apiserver::ServerConfig::new(
+                server_dir.path(),
+                format!("https://192.168.93.2:{port}"),
+            );
             cfg.listeners = vec![listener];
             let prepared = portico_apiserver::prepare(&cfg).unwrap();
             let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -120,7 +140,10 @@ fn pods_on_different_nodes_reach_each_other_by_pod_ip() {
                 })
                 .await;
                 let patch = serde_json::json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
-                nodes.patch(n, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+                nodes
+                    .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .unwrap();
             }
             let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
             for (name, node) in [("pa", &a_name), ("pb", &b_name)] {
@@ -147,12 +170,25 @@ fn pods_on_different_nodes_reach_each_other_by_pod_ip() {
                 ips.push(ip);
             }
             let (ip_a, ip_b) = (ips[0].clone(), ips[1].clone());
-            assert!(ip_a.starts_with("10.244.20.") && ip_b.starts_with("10.244.21."), "{ip_a} {ip_b}");
+            assert!(
+                ip_a.starts_with("10.244.20.") && ip_b.starts_with("10.244.21."),
+                "{ip_a} {ip_b}"
+            );
             // Node A reaches pod B through B's InternalIP.
-            let host = eventually(Duration::from_secs(10), "cross-node pod IP", || curl(format!("http://{ip_b}:8080/hostname"))).await;
+            let host = eventually(Duration::from_secs(10), "cross-node pod IP", || {
+                curl(format!("http://{ip_b}:8080/hostname"))
+            })
+            .await;
             assert_eq!(host, "pb");
             // Pod A reaches pod B, which sees pod A's own IP (no NAT).
-            let list = String::from_utf8(Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+            let list = String::from_utf8(
+                Command::new("ip")
+                    .args(["netns", "list"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap();
             let pod_a_ns = list
                 .lines()
                 .filter_map(|l| l.split_whitespace().next())
@@ -160,16 +196,34 @@ fn pods_on_different_nodes_reach_each_other_by_pod_ip() {
                 .unwrap()
                 .to_string();
             let out = Command::new("ip")
-                .args(["netns", "exec", &pod_a_ns, "curl", "-s", "--max-time", "3", &format!("http://{ip_b}:8080/clientip")])
+                .args([
+                    "netns",
+                    "exec",
+                    &pod_a_ns,
+                    "curl",
+                    "-s",
+                    "--max-time",
+                    "3",
+                    &format!("http://{ip_b}:8080/clientip"),
+                ])
                 .output()
                 .unwrap();
             let seen = String::from_utf8_lossy(&out.stdout).to_string();
-            assert!(seen.starts_with(&format!("{ip_a}:")), "pod B saw {seen:?}, pod A is {ip_a}");
+            assert!(
+                seen.starts_with(&format!("{ip_a}:")),
+                "pod B saw {seen:?}, pod A is {ip_a}"
+            );
 
             stop_b_tx.send(()).unwrap();
             stop_a.send(()).unwrap();
-            tokio::time::timeout(Duration::from_secs(30), agent_a).await.unwrap().unwrap().unwrap();
-            let routes = String::from_utf8(Command::new("ip").args(["route"]).output().unwrap().stdout).unwrap();
+            tokio::time::timeout(Duration::from_secs(30), agent_a)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            let routes =
+                String::from_utf8(Command::new("ip").args(["route"]).output().unwrap().stdout)
+                    .unwrap();
             assert!(!routes.contains("10.244.21.0/24"), "{routes}");
             let _ = stop_server.send(());
             let _ = tokio::time::timeout(Duration::from_secs(10), server).await;

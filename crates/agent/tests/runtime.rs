@@ -41,11 +41,17 @@ async fn wait_ready(rx: &mut watch::Receiver<PodRt>) -> Ipv4Addr {
     loop {
         {
             let s = rx.borrow_and_update();
-            if s.containers.iter().all(|c| c.ready && matches!(c.state, CState::Running { .. })) {
+            if s.containers
+                .iter()
+                .all(|c| c.ready && matches!(c.state, CState::Running { .. }))
+            {
                 return s.pod_ip.unwrap();
             }
         }
-        tokio::time::timeout_at(deadline, rx.changed()).await.expect("pod ready within 10 s").unwrap();
+        tokio::time::timeout_at(deadline, rx.changed())
+            .await
+            .expect("pod ready within 10 s")
+            .unwrap();
     }
 }
 
@@ -55,8 +61,14 @@ fn nginx_and_agnhost_pods_answer_on_their_pod_ips() {
     let data = tempfile::tempdir().unwrap();
     let rt = runtime(&node, data.path());
     in_node(&node, move || async move {
-        rt.setup_node("10.244.7.0/24".parse().unwrap()).await.unwrap();
-        let nginx = pod("web-1", "uid-nginx-1", serde_json::json!([{"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}]));
+        rt.setup_node("10.244.7.0/24".parse().unwrap())
+            .await
+            .unwrap();
+        let nginx = pod(
+            "web-1",
+            "uid-nginx-1",
+            serde_json::json!([{"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}]),
+        );
         let agn = pod(
             "agn-1",
             "uid-agn-1",
@@ -70,11 +82,16 @@ fn nginx_and_agnhost_pods_answer_on_their_pod_ips() {
         let ip_b = wait_ready(&mut b).await;
         assert_ne!(ip_a, ip_b);
         assert!(ip_a.to_string().starts_with("10.244.7."));
-        let page = eventually(Duration::from_secs(5), "nginx welcome page", || curl(format!("http://{ip_a}/"))).await;
+        let page = eventually(Duration::from_secs(5), "nginx welcome page", || {
+            curl(format!("http://{ip_a}/"))
+        })
+        .await;
         assert!(page.contains("Welcome to nginx!"), "{page}");
         let host = curl(format!("http://{ip_b}:8080/hostname")).await.unwrap();
         assert_eq!(host, "agn-1");
-        let echo = curl(format!("http://{ip_b}:8080/echo?msg=hi")).await.unwrap();
+        let echo = curl(format!("http://{ip_b}:8080/echo?msg=hi"))
+            .await
+            .unwrap();
         assert_eq!(echo, "hi");
         // The client is the node (gateway address on the bridge).
         let client = curl(format!("http://{ip_b}:8080/clientip")).await.unwrap();
@@ -91,7 +108,9 @@ fn pod_sees_cluster_resolv_conf_hostname_and_service_env() {
     let rt = runtime(&node, data.path());
     let data_dir = data.path().to_path_buf();
     in_node(&node, move || async move {
-        rt.setup_node("10.244.8.0/24".parse().unwrap()).await.unwrap();
+        rt.setup_node("10.244.8.0/24".parse().unwrap())
+            .await
+            .unwrap();
         let svc: Service = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "nginx-service-nodeport", "namespace": "default"},
             "spec": {"clusterIP": "10.96.0.77", "ports": [{"port": 80, "protocol": "TCP"}]}
@@ -109,7 +128,11 @@ fn pod_sees_cluster_resolv_conf_hostname_and_service_env() {
         let log = portico_agent::log_path(&data_dir, "default", "shell", "uid-shell", "sh", 0);
         let text = eventually(Duration::from_secs(5), "log output", || {
             let log = log.clone();
-            async move { std::fs::read_to_string(&log).ok().filter(|t| t.contains("GREETING")) }
+            async move {
+                std::fs::read_to_string(&log)
+                    .ok()
+                    .filter(|t| t.contains("GREETING"))
+            }
         })
         .await;
         assert!(
@@ -117,11 +140,22 @@ fn pod_sees_cluster_resolv_conf_hostname_and_service_env() {
             "{text}"
         );
         assert!(text.contains("host=shell\n"), "{text}");
-        assert!(text.contains("NGINX_SERVICE_NODEPORT_SERVICE_HOST=10.96.0.77\n"), "{text}");
-        assert!(text.contains("NGINX_SERVICE_NODEPORT_PORT_80_TCP_ADDR=10.96.0.77\n"), "{text}");
+        assert!(
+            text.contains("NGINX_SERVICE_NODEPORT_SERVICE_HOST=10.96.0.77\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("NGINX_SERVICE_NODEPORT_PORT_80_TCP_ADDR=10.96.0.77\n"),
+            "{text}"
+        );
         assert!(text.contains("GREETING=hello 10.96.0.77\n"), "{text}");
         // The machine's own files are untouched.
-        assert_ne!(std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim(), "shell");
+        assert_ne!(
+            std::fs::read_to_string("/etc/hostname")
+                .unwrap_or_default()
+                .trim(),
+            "shell"
+        );
         rt.shutdown(Duration::from_secs(1)).await;
     });
 }
@@ -132,7 +166,9 @@ fn killed_container_restarts_and_deleted_pod_leaves_nothing() {
     let data = tempfile::tempdir().unwrap();
     let rt = runtime(&node, data.path());
     in_node(&node, move || async move {
-        rt.setup_node("10.244.9.0/24".parse().unwrap()).await.unwrap();
+        rt.setup_node("10.244.9.0/24".parse().unwrap())
+            .await
+            .unwrap();
         let p = pod(
             "agn",
             "uid-agn-kill",
@@ -143,36 +179,71 @@ fn killed_container_restarts_and_deleted_pod_leaves_nothing() {
         let netns = rt.netns_of("uid-agn-kill").unwrap();
         let pids = rt.pod_pids("uid-agn-kill");
         assert_eq!(pids.len(), 1, "{pids:?}");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pids[0]),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         let restarted = eventually(Duration::from_secs(5), "restart", || {
             let s = rx.borrow().clone();
             async move {
                 let c = &s.containers[0];
-                (c.restart_count == 1 && matches!(c.state, CState::Running { .. })).then(|| c.clone())
+                (c.restart_count == 1 && matches!(c.state, CState::Running { .. }))
+                    .then(|| c.clone())
             }
         })
         .await;
         match restarted.last_state {
-            Some(CState::Terminated { exit_code, signal, .. }) => assert_eq!((exit_code, signal), (137, Some(9))),
+            Some(CState::Terminated {
+                exit_code, signal, ..
+            }) => assert_eq!((exit_code, signal), (137, Some(9))),
             other => panic!("last state {other:?}"),
         }
-        let host = eventually(Duration::from_secs(5), "agnhost back", || curl(format!("http://{ip}:8080/hostname"))).await;
+        let host = eventually(Duration::from_secs(5), "agnhost back", || {
+            curl(format!("http://{ip}:8080/hostname"))
+        })
+        .await;
         assert_eq!(host, "agn");
 
         rt.stop_pod("uid-agn-kill", Duration::from_secs(2)).await;
-        let list = String::from_utf8(std::process::Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).unwrap();
+        let list = String::from_utf8(
+            std::process::Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         assert!(!list.contains(&netns), "{list}");
-        let links = String::from_utf8(std::process::Command::new("ip").args(["-o", "link"]).output().unwrap().stdout).unwrap();
+        let links = String::from_utf8(
+            std::process::Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         assert!(!links.contains("veth"), "{links}");
         assert!(!rt.has_pod("uid-agn-kill"));
 
         // A replacement pod gets a new IP.
-        let p2 = pod("agn", "uid-agn-2", serde_json::json!([{"name": "agnhost", "image": "registry.k8s.io/e2e-test-images/agnhost:2.53"}]));
+        let p2 = pod(
+            "agn",
+            "uid-agn-2",
+            serde_json::json!([{"name": "agnhost", "image": "registry.k8s.io/e2e-test-images/agnhost:2.53"}]),
+        );
         let mut rx2 = rt.start_pod(&p2, &[]).await.unwrap();
         let ip2 = wait_ready(&mut rx2).await;
         assert_ne!(ip, ip2);
         rt.shutdown(Duration::from_secs(1)).await;
-        let links = String::from_utf8(std::process::Command::new("ip").args(["-o", "link"]).output().unwrap().stdout).unwrap();
+        let links = String::from_utf8(
+            std::process::Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         assert!(!links.contains("portico0"), "{links}");
     });
 }
@@ -183,14 +254,22 @@ fn unsupported_image_waits_with_a_reason() {
     let data = tempfile::tempdir().unwrap();
     let rt = runtime(&node, data.path());
     in_node(&node, move || async move {
-        rt.setup_node("10.244.10.0/24".parse().unwrap()).await.unwrap();
-        let p = pod("app", "uid-app", serde_json::json!([{"name": "app", "image": "mycompany/app:1.0"}]));
+        rt.setup_node("10.244.10.0/24".parse().unwrap())
+            .await
+            .unwrap();
+        let p = pod(
+            "app",
+            "uid-app",
+            serde_json::json!([{"name": "app", "image": "mycompany/app:1.0"}]),
+        );
         let mut rx = rt.start_pod(&p, &[]).await.unwrap();
         let (reason, message) = eventually(Duration::from_secs(5), "waiting reason", || {
             let s = rx.borrow_and_update().clone();
             async move {
                 match &s.containers[0].state {
-                    CState::Waiting { reason, message } if reason != "ContainerCreating" => Some((reason.clone(), message.clone())),
+                    CState::Waiting { reason, message } if reason != "ContainerCreating" => {
+                        Some((reason.clone(), message.clone()))
+                    }
                     _ => None,
                 }
             }

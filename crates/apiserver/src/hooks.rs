@@ -4,13 +4,13 @@
 //! handlers never change when a module lands; until one does, a small fallback
 //! keeps the server usable. Everything called here is pure.
 
-use portico_api::selector::{FieldSelector, LabelSelector};
-use portico_api::{defaults, patch, strict, table, validation};
 use portico_api::resource::ResourceInfo;
+use portico_api::selector::{FieldSelector, LabelSelector};
 use portico_api::status::{ApiError, FieldError};
-use serde_json::{Map, Value};
+use portico_api::{defaults, patch, strict, table, validation};
 #[cfg(test)]
 use serde_json::json;
+use serde_json::{Map, Value};
 
 /// The patch flavours of `PATCH`, by Content-Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,9 @@ pub(crate) fn strict_check(info: &ResourceInfo, body: &[u8]) -> Result<(), ApiEr
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::bad_request(strict::strict_decoding_message(info, &errors)))
+        Err(ApiError::bad_request(strict::strict_decoding_message(
+            info, &errors,
+        )))
     }
 }
 
@@ -121,8 +123,19 @@ pub(crate) fn record_update(
 }
 
 /// A `meta.k8s.io/v1` Table of objects with kubectl's columns.
-pub(crate) fn table(info: &ResourceInfo, objects: &[Value], include_object: Option<&str>, list_meta: Value) -> Value {
-    table::to_table(info, objects, jiff::Timestamp::now(), table::IncludeObject::from_query(include_object), list_meta)
+pub(crate) fn table(
+    info: &ResourceInfo,
+    objects: &[Value],
+    include_object: Option<&str>,
+    list_meta: Value,
+) -> Value {
+    table::to_table(
+        info,
+        objects,
+        jiff::Timestamp::now(),
+        table::IncludeObject::from_query(include_object),
+        list_meta,
+    )
 }
 
 /// A parsed label + field selector pair.
@@ -134,9 +147,21 @@ pub(crate) struct Selectors {
 
 impl Selectors {
     /// Parses `labelSelector` and `fieldSelector` query values (400 with Kubernetes' text).
-    pub(crate) fn parse(info: &ResourceInfo, labels: Option<&str>, fields: Option<&str>) -> Result<Self, ApiError> {
-        let labels = labels.map(LabelSelector::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?.filter(|l| !l.is_empty());
-        let fields = fields.map(|f| FieldSelector::parse(info, f)).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?.filter(|f| !f.is_empty());
+    pub(crate) fn parse(
+        info: &ResourceInfo,
+        labels: Option<&str>,
+        fields: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let labels = labels
+            .map(LabelSelector::parse)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .filter(|l| !l.is_empty());
+        let fields = fields
+            .map(|f| FieldSelector::parse(info, f))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .filter(|f| !f.is_empty());
         Ok(Self { labels, fields })
     }
 
@@ -149,7 +174,8 @@ impl Selectors {
     pub(crate) fn matches(&self, obj: &Value) -> bool {
         let empty = Map::new();
         let labels = obj["metadata"]["labels"].as_object().unwrap_or(&empty);
-        self.labels.as_ref().is_none_or(|l| l.matches(labels)) && self.fields.as_ref().is_none_or(|f| f.matches(obj))
+        self.labels.as_ref().is_none_or(|l| l.matches(labels))
+            && self.fields.as_ref().is_none_or(|f| f.matches(obj))
     }
 }
 
@@ -162,7 +188,11 @@ mod tests {
     fn label_and_field_selectors() {
         let pods = find("", "v1", "pods").unwrap();
         let obj = json!({"metadata": {"name": "a", "namespace": "default", "labels": {"app": "nginx", "tier": "web"}}, "spec": {"nodeName": "n1"}});
-        let m = |l: &str, f: &str| Selectors::parse(pods, Some(l), Some(f)).unwrap().matches(&obj);
+        let m = |l: &str, f: &str| {
+            Selectors::parse(pods, Some(l), Some(f))
+                .unwrap()
+                .matches(&obj)
+        };
         assert!(m("app=nginx", ""));
         assert!(m("app==nginx,tier", ""));
         assert!(!m("app!=nginx", ""));
@@ -171,7 +201,15 @@ mod tests {
         assert!(m("!missing", "metadata.name=a"));
         assert!(m("", "spec.nodeName=n1,metadata.namespace!=kube-system"));
         assert!(!m("", "spec.nodeName="));
-        assert_eq!(Selectors::parse(pods, None, Some("spec.bogus=1")).unwrap_err().message, "field label not supported: spec.bogus");
-        assert_eq!(PatchKind::from_content_type("application/merge-patch+json; charset=utf-8"), Some(PatchKind::Merge));
+        assert_eq!(
+            Selectors::parse(pods, None, Some("spec.bogus=1"))
+                .unwrap_err()
+                .message,
+            "field label not supported: spec.bogus"
+        );
+        assert_eq!(
+            PatchKind::from_content_type("application/merge-patch+json; charset=utf-8"),
+            Some(PatchKind::Merge)
+        );
     }
 }

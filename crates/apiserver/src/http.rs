@@ -9,8 +9,8 @@ use axum::extract::{Query, Request, State};
 use axum::response::Response;
 use axum::Router;
 use http::{header, HeaderValue, Method, StatusCode};
-use portico_api::{discovery, openapi};
 use portico_api::status::ApiError;
+use portico_api::{discovery, openapi};
 use portico_store::SharedStore;
 use serde_json::Value;
 
@@ -36,7 +36,12 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    pub(crate) fn new(store: SharedStore, config: &ServerConfig, m: &Material, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        store: SharedStore,
+        config: &ServerConfig,
+        m: &Material,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Self {
             shutdown,
             store,
@@ -321,13 +326,20 @@ fn discovery_answer(accept: &str, aggregated: Value, legacy: Value) -> Response 
 fn openapi(path: &str) -> Response {
     match path {
         "v3" => json(200, &openapi::v3_index()),
-        "v2" => json_bytes(200, openapi::v2_protobuf().to_vec(), openapi::V2_PROTOBUF_CONTENT_TYPE),
+        "v2" => json_bytes(
+            200,
+            openapi::v2_protobuf().to_vec(),
+            openapi::V2_PROTOBUF_CONTENT_TYPE,
+        ),
         p => match p.strip_prefix("v3/").and_then(openapi::v3_document) {
             Some(doc) => {
                 let mut r = json(200, &doc);
                 // The index links each document with its content hash, so a
                 // hashed URL never changes and clients may cache it forever.
-                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, immutable"),
+                );
                 r
             }
             None => not_found_page(),

@@ -47,10 +47,14 @@ pub(crate) fn parse_body(rq: &Req) -> Result<Value, ApiError> {
             "the object provided is unrecognized: not a JSON object",
         ));
     }
-    if rq.q("fieldValidation") == Some("Strict") {
-        hooks::strict_check(rq.target.info, &rq.body)?;
+    // `scale` and `binding` bodies are other types (Scale, Binding) than the parent kind.
+    let same_type = !matches!(rq.target.subresource.as_deref(), Some("scale" | "binding"));
+    if same_type {
+        if rq.q("fieldValidation") == Some("Strict") {
+            hooks::strict_check(rq.target.info, &rq.body)?;
+        }
+        hooks::decode_check(rq.target.info, &v)?;
     }
-    hooks::decode_check(rq.target.info, &v)?;
     Ok(v)
 }
 

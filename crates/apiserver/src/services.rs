@@ -98,7 +98,9 @@ pub(crate) async fn put(
     if !is_service(info) {
         let bytes = objects::encode(obj)?;
         if dry_run {
-            return Ok(st.store.current_revision());
+            return dry_run_check(st, &[compare_for(key, expect)])
+                .await
+                .map(|()| st.store.current_revision());
         }
         return match st
             .store
@@ -140,10 +142,6 @@ pub(crate) async fn put(
                     &errs,
                 )
             })?;
-        if dry_run {
-            *obj = candidate;
-            return Ok(st.store.current_revision());
-        }
         let mut compares = vec![compare_for(key, expect)];
         let mut ops = vec![Op::Put(key.to_string(), objects::encode(&candidate)?)];
         for c in &plan.claims {
@@ -153,7 +151,19 @@ pub(crate) async fn put(
         for r in &plan.releases {
             ops.push(Op::Delete(r.clone()));
         }
-        match st.store.txn(compares, ops).await.map_err(store_err)? {
+        let outcome = if dry_run {
+            // Same checks as the real write, against the current state, without writing.
+            match first_failing(st, &compares).await? {
+                None => TxnOutcome::Committed(st.store.current_revision()),
+                Some(index) => TxnOutcome::Failed {
+                    index,
+                    current: None,
+                },
+            }
+        } else {
+            st.store.txn(compares, ops).await.map_err(store_err)?
+        };
+        match outcome {
             TxnOutcome::Committed(rev) => {
                 *obj = candidate;
                 return Ok(rev);
@@ -173,6 +183,24 @@ pub(crate) async fn put(
         ApiError::internal("failed to allocate a Service IP or port after repeated conflicts")
             .into(),
     )
+}
+
+/// Index of the first compare that does not hold now (dry runs only: racy by nature).
+async fn first_failing(st: &AppState, compares: &[Compare]) -> Result<Option<usize>, ApiError> {
+    for (i, c) in compares.iter().enumerate() {
+        let current = st.store.get(c.key()).await.map_err(store_err)?;
+        if !c.holds(current.as_ref()) {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
+async fn dry_run_check(st: &AppState, compares: &[Compare]) -> Result<(), WriteError> {
+    match first_failing(st, compares).await? {
+        None => Ok(()),
+        Some(_) => Err(WriteError::Conflict),
+    }
 }
 
 /// Deletes the object at `key` (at `rev`), releasing a Service's allocations.

@@ -120,7 +120,14 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
         .q("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(DEFAULT_TIMEOUT);
+    // WatchList (sendInitialEvents=true): current state first, then a bookmark
+    // annotated `k8s.io/initial-events-end`, then changes.
+    let watch_list = rq.q("sendInitialEvents") == Some("true");
     let (initial, from) = match rq.q("resourceVersion") {
+        _ if watch_list => {
+            let page = collect(st, &prefix, &sel, 0, None).await?;
+            (page.items, page.rev)
+        }
         None | Some("0") => {
             let page = collect(st, &prefix, &sel, 0, None).await?;
             (page.items, page.rev)
@@ -158,6 +165,12 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
         };
         for o in initial {
             if !out.send("ADDED", o).await {
+                return;
+            }
+        }
+        if watch_list {
+            let bm = json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": {"resourceVersion": from.to_string(), "creationTimestamp": null, "annotations": {"k8s.io/initial-events-end": "true"}}});
+            if !out.send("BOOKMARK", bm).await {
                 return;
             }
         }
@@ -234,7 +247,12 @@ mod tests {
 
     #[test]
     fn selector_transitions_become_added_and_deleted() {
-        let sel = Selectors::parse(portico_api::resource::find("", "v1", "pods").unwrap(), Some("app=web"), None).unwrap();
+        let sel = Selectors::parse(
+            portico_api::resource::find("", "v1", "pods").unwrap(),
+            Some("app=web"),
+            None,
+        )
+        .unwrap();
         let put = |prev: Option<KeyValue>, new: KeyValue| Event {
             kind: EventKind::Put,
             key: new.key.clone(),

@@ -704,3 +704,93 @@ async fn finalizers_and_namespace_termination() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn dry_run_checks_but_does_not_write() {
+    let s = TestServer::start().await;
+    let base = "/api/v1/namespaces/default/services";
+    let (code, svc) = s
+        .req(
+            Method::POST,
+            &format!("{base}?dryRun=All"),
+            Some(&nodeport_svc("dry", Some(30090))),
+        )
+        .await;
+    assert_eq!(code, 201, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30090);
+    assert_eq!(
+        s.req(Method::GET, &format!("{base}/dry"), None).await.0,
+        404
+    );
+    // Nothing was allocated: the real create gets the same port.
+    assert_eq!(
+        s.req(Method::POST, base, Some(&nodeport_svc("real", Some(30090))))
+            .await
+            .0,
+        201
+    );
+    let (code, st) = s
+        .req(
+            Method::POST,
+            &format!("{base}?dryRun=All"),
+            Some(&nodeport_svc("real", None)),
+        )
+        .await;
+    assert_eq!((code, st["reason"].as_str()), (409, Some("AlreadyExists")));
+    let (code, st) = s
+        .req(
+            Method::POST,
+            &format!("{base}?dryRun=All"),
+            Some(&nodeport_svc("other", Some(30090))),
+        )
+        .await;
+    assert_eq!(code, 422, "{st}");
+    let (code, _) = s
+        .req(Method::DELETE, &format!("{base}/real?dryRun=All"), None)
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        s.req(Method::GET, &format!("{base}/real"), None).await.0,
+        200
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn pod_binding_and_graceful_delete() {
+    let s = TestServer::start().await;
+    let base = "/api/v1/namespaces/default/pods";
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    let (code, created) = s.req(Method::POST, base, Some(&pod)).await;
+    assert_eq!(code, 201, "{created}");
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
+    let (code, st) = s
+        .req(Method::POST, &format!("{base}/p/binding"), Some(&binding))
+        .await;
+    assert_eq!(code, 201, "{st}");
+    let (code, st) = s
+        .req(Method::POST, &format!("{base}/p/binding"), Some(&binding))
+        .await;
+    assert_eq!(code, 409);
+    assert_eq!(
+        st["message"],
+        "Operation cannot be fulfilled on pods \"p\": pod p is already assigned to node \"n1\""
+    );
+    let (_, p) = s.req(Method::GET, &format!("{base}/p"), None).await;
+    assert_eq!(p["spec"]["nodeName"], "n1");
+    // Scheduled pods terminate gracefully; the node agent finishes with grace 0.
+    let (code, marked) = s.req(Method::DELETE, &format!("{base}/p"), None).await;
+    assert_eq!(code, 200);
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(s.req(Method::GET, &format!("{base}/p"), None).await.0, 200);
+    let (code, _) = s
+        .req(
+            Method::DELETE,
+            &format!("{base}/p"),
+            Some(&json!({"gracePeriodSeconds": 0})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(s.req(Method::GET, &format!("{base}/p"), None).await.0, 404);
+    s.stop().await;
+}

@@ -36,7 +36,11 @@ async fn kubectl_stdin(s: &TestServer, args: &[&str], stdin: &str) -> (bool, Str
     input.write_all(stdin.as_bytes()).await.unwrap();
     drop(input);
     let out = child.wait_with_output().await.unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn cols(line: &str) -> Vec<&str> {
@@ -53,13 +57,40 @@ async fn kubectl_apply_get_and_allocator_errors() {
     let (ok, out, err) = s.kubectl(&["get", "svc"]).await;
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(cols(lines[0]), ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
-    let row = lines.iter().find(|l| l.starts_with("nginx-service-nodeport")).unwrap();
+    assert_eq!(
+        cols(lines[0]),
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    let row = lines
+        .iter()
+        .find(|l| l.starts_with("nginx-service-nodeport"))
+        .unwrap();
     let c = cols(row);
-    assert_eq!((c[0], c[1], c[3], c[4]), ("nginx-service-nodeport", "NodePort", "<none>", "80:30080/TCP"));
-    assert!(c[2].starts_with("10.9") || c[2].starts_with("10.10") || c[2].starts_with("10.11"), "{row}");
+    assert_eq!(
+        (c[0], c[1], c[3], c[4]),
+        (
+            "nginx-service-nodeport",
+            "NodePort",
+            "<none>",
+            "80:30080/TCP"
+        )
+    );
+    assert!(
+        c[2].starts_with("10.9") || c[2].starts_with("10.10") || c[2].starts_with("10.11"),
+        "{row}"
+    );
     let k = lines.iter().find(|l| l.starts_with("kubernetes")).unwrap();
-    assert_eq!(cols(k)[..5], ["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"]);
+    assert_eq!(
+        cols(k)[..5],
+        ["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"]
+    );
 
     // Re-applying the same file changes nothing.
     let (ok, out, err) = kubectl_stdin(&s, &["apply", "-f", "-"], NODEPORT_SVC).await;
@@ -88,9 +119,14 @@ async fn kubectl_apply_get_and_allocator_errors() {
 
     let (ok, _, err) = s.kubectl(&["get", "svc", "nope"]).await;
     assert!(!ok);
-    assert_eq!(err.trim(), "Error from server (NotFound): services \"nope\" not found");
+    assert_eq!(
+        err.trim(),
+        "Error from server (NotFound): services \"nope\" not found"
+    );
 
-    let (ok, out, err) = s.kubectl(&["delete", "svc", "nginx-service-nodeport"]).await;
+    let (ok, out, err) = s
+        .kubectl(&["delete", "svc", "nginx-service-nodeport"])
+        .await;
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "service \"nginx-service-nodeport\" deleted");
     // The freed port is available again at once.
@@ -115,9 +151,147 @@ async fn kubectl_replace_with_stale_version_is_409() {
         err.trim(),
         "Error from server (Conflict): error when replacing \"STDIN\": Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"
     );
-    let (ok, out, _) = s.kubectl(&["get", "--raw", "/api/v1/namespaces/default/configmaps/c"]).await;
+    let (ok, out, _) = s
+        .kubectl(&["get", "--raw", "/api/v1/namespaces/default/configmaps/c"])
+        .await;
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["metadata"]["labels"]["x"], "y");
+    s.stop().await;
+}
+
+fn kubectl_version_binary(minor: u32) -> Option<std::path::PathBuf> {
+    let main = std::fs::canonicalize(which("kubectl")?).ok()?;
+    let p = main.parent()?.join(format!("kubectl.1.{minor}"));
+    p.exists().then_some(p)
+}
+
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(bin))
+            .find(|p| p.is_file())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_127_and_133_print_the_same() {
+    let s = TestServer::start().await;
+    for minor in [27, 33] {
+        let Some(bin) = kubectl_version_binary(minor) else {
+            panic!("kubectl.1.{minor} is missing beside kubectl");
+        };
+        let run = |args: Vec<String>, stdin: String| {
+            let bin = bin.clone();
+            let kc = s.kubeconfig().to_path_buf();
+            async move {
+                use tokio::io::AsyncWriteExt;
+                let mut child = tokio::process::Command::new(bin)
+                    .arg("--kubeconfig")
+                    .arg(kc)
+                    .args(args)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut input = child.stdin.take().unwrap();
+                input.write_all(stdin.as_bytes()).await.unwrap();
+                drop(input);
+                let out = child.wait_with_output().await.unwrap();
+                (
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
+            }
+        };
+        let name = format!("svc-{minor}");
+        let port = if minor == 27 { "30127" } else { "30133" };
+        let manifest = NODEPORT_SVC
+            .replace("nginx-service-nodeport", &name)
+            .replace("30080", port);
+        let (ok, out, err) = run(
+            vec!["apply".into(), "-f".into(), "-".into()],
+            manifest.clone(),
+        )
+        .await;
+        assert!(ok, "kubectl 1.{minor}: {err}");
+        assert_eq!(out.trim(), format!("service/{name} created"));
+        let (ok, out, err) = run(
+            vec!["get".into(), "svc".into(), name.clone()],
+            String::new(),
+        )
+        .await;
+        assert!(ok, "{err}");
+        let row = out.lines().nth(1).unwrap();
+        let c = cols(row);
+        assert_eq!(
+            (c[0], c[1], c[3], c[4].to_string()),
+            (
+                name.as_str(),
+                "NodePort",
+                "<none>",
+                format!("80:{port}/TCP")
+            )
+        );
+        let dup = manifest.replace(&format!("name: {name}"), "name: dup");
+        let (ok, _, err) = run(vec!["create".into(), "-f".into(), "-".into()], dup).await;
+        assert!(!ok);
+        assert_eq!(err.trim(), format!("The Service \"dup\" is invalid: spec.ports[0].nodePort: Invalid value: {port}: provided port is already allocated"));
+    }
+    s.stop().await;
+}
+
+async fn next_line(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    deadline: tokio::time::Instant,
+) -> String {
+    tokio::time::timeout_at(deadline, lines.next_line())
+        .await
+        .expect("kubectl get -w output timed out")
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_later_changes() {
+    let s = TestServer::start().await;
+    let mut child = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(s.kubeconfig())
+        .args(["get", "svc", "-w"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    assert_eq!(
+        cols(&next_line(&mut lines, deadline).await),
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    assert!(next_line(&mut lines, deadline)
+        .await
+        .starts_with("kubernetes "));
+    let (ok, _, err) = kubectl_stdin(&s, &["apply", "-f", "-"], NODEPORT_SVC).await;
+    assert!(ok, "{err}");
+    let row = next_line(&mut lines, deadline).await;
+    let c = cols(&row);
+    assert_eq!(
+        (c[0], c[1], c[4]),
+        ("nginx-service-nodeport", "NodePort", "80:30080/TCP"),
+        "{row}"
+    );
+    child.kill().await.unwrap();
     s.stop().await;
 }

@@ -18,19 +18,35 @@ use serde_json::json;
 async fn wait_for(store: &reflector::Store<ConfigMap>, name: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::time::Instant::now() < deadline {
-        if store.state().iter().any(|c| c.metadata.name.as_deref() == Some(name)) {
+        if store
+            .state()
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some(name))
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("reflector never saw {name}; has {:?}", store.state().iter().map(|c| c.metadata.name.clone()).collect::<Vec<_>>());
+    panic!(
+        "reflector never saw {name}; has {:?}",
+        store
+            .state()
+            .iter()
+            .map(|c| c.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflector_lists_watches_and_relists_after_410() {
     let s = TestServer::start().await;
     let port: u16 = s.url.rsplit(':').next().unwrap().parse().unwrap();
-    s.req(Method::POST, "/api/v1/namespaces/default/configmaps", Some(&json!({"metadata": {"name": "first"}}))).await;
+    s.req(
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        Some(&json!({"metadata": {"name": "first"}})),
+    )
+    .await;
 
     let client = client_for(s.kubeconfig()).await;
     let api: Api<ConfigMap> = Api::namespaced(client, "default");
@@ -51,7 +67,12 @@ async fn reflector_lists_watches_and_relists_after_410() {
         while stream.next().await.is_some() {}
     });
     wait_for(&reader, "first").await;
-    s.req(Method::POST, "/api/v1/namespaces/default/configmaps", Some(&json!({"metadata": {"name": "second"}}))).await;
+    s.req(
+        Method::POST,
+        "/api/v1/namespaces/default/configmaps",
+        Some(&json!({"metadata": {"name": "second"}})),
+    )
+    .await;
     wait_for(&reader, "second").await;
     assert_eq!(inits.load(std::sync::atomic::Ordering::SeqCst), 1);
 
@@ -62,7 +83,13 @@ async fn reflector_lists_watches_and_relists_after_410() {
         let store = portico_store::RedbStore::open(dir.path().join("store")).unwrap();
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "offline", "namespace": "default", "uid": "u-offline", "creationTimestamp": "2024-01-01T00:00:00Z"}});
         let key = "/core/configmaps/default/offline".to_string();
-        store.txn(vec![Compare::KeyMissing(key.clone())], vec![Op::Put(key, serde_json::to_vec(&obj).unwrap())]).await.unwrap();
+        store
+            .txn(
+                vec![Compare::KeyMissing(key.clone())],
+                vec![Op::Put(key, serde_json::to_vec(&obj).unwrap())],
+            )
+            .await
+            .unwrap();
     }
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let cfg = common::config(dir.path(), listener);
@@ -71,7 +98,10 @@ async fn reflector_lists_watches_and_relists_after_410() {
         let _ = rx.await;
     }));
     wait_for(&reader, "offline").await;
-    assert!(inits.load(std::sync::atomic::Ordering::SeqCst) >= 2, "the watcher relisted");
+    assert!(
+        inits.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the watcher relisted"
+    );
     task.abort();
     let _ = tx.send(());
     server.await.unwrap().unwrap();

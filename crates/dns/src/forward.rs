@@ -23,6 +23,9 @@ pub enum ForwardError {
     /// No upstream is configured.
     #[error("no upstream resolvers")]
     NoUpstreams,
+    /// Too many questions are already waiting on upstreams.
+    #[error("too many questions in flight upstream")]
+    Overloaded,
     /// Every upstream failed; the last error.
     #[error("upstream {upstream}: {reason}")]
     Upstream {

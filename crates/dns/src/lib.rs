@@ -30,7 +30,7 @@ pub use answer::{answer, Outcome, Response};
 pub use metrics::DnsMetrics;
 pub use nodelocal::{prepare_node_local_address, INTERFACE as NODE_LOCAL_INTERFACE};
 pub use planner::{plan, Change, Planner};
-pub use server::{DnsServer, Handler};
+pub use server::{BoundSockets, DnsServer, Handler};
 pub use zone::Zone;
 
 /// Errors of the DNS component.
@@ -106,6 +106,34 @@ pub async fn run_with_metrics(
     metrics: DnsMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DnsError> {
+    start(client, config, metrics).await?.wait(shutdown).await
+}
+
+/// Binds `config.listen` (in the calling thread's network namespace) and
+/// starts the watches; returns once serving (cluster names get SERVFAIL until
+/// the first complete listing is in).
+pub async fn start(
+    client: kube::Client,
+    config: DnsConfig,
+    metrics: DnsMetrics,
+) -> Result<RunningDns, DnsError> {
+    let sockets = config
+        .listen
+        .iter()
+        .map(|addr| BoundSockets::bind(*addr))
+        .collect::<Result<Vec<_>, _>>()?;
+    start_bound(client, config, metrics, sockets)
+}
+
+/// [`start`] on sockets bound beforehand (see [`BoundSockets::bind`]), e.g.
+/// from a thread inside the node's network namespace; `config.listen` is then
+/// only used to keep the server from forwarding to itself.
+pub fn start_bound(
+    client: kube::Client,
+    config: DnsConfig,
+    metrics: DnsMetrics,
+    sockets: Vec<BoundSockets>,
+) -> Result<RunningDns, DnsError> {
     let mut upstreams = if config.upstreams.is_empty() {
         forward::system_upstreams()
     } else {
@@ -122,11 +150,38 @@ pub async fn run_with_metrics(
         upstreams,
         metrics,
     ));
-    let server = DnsServer::start(&config.listen, handler.clone()).await?;
-    let result = tokio::select! {
-        () = shutdown => Ok(()),
-        result = watch::run(client, planner, handler) => result,
-    };
-    server.shutdown().await;
-    result
+    let server = DnsServer::start_bound(sockets, handler.clone())?;
+    let watch = tokio::spawn(watch::run(client, planner, handler));
+    Ok(RunningDns { server, watch })
+}
+
+/// A running cluster DNS (see [`start`]).
+#[derive(Debug)]
+pub struct RunningDns {
+    server: DnsServer,
+    watch: tokio::task::JoinHandle<Result<(), DnsError>>,
+}
+
+impl RunningDns {
+    /// The bound addresses (UDP and TCP each).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.server.local_addrs()
+    }
+
+    /// Serves until `shutdown` resolves (or the watches fail), then stops.
+    pub async fn wait(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DnsError> {
+        let result = tokio::select! {
+            () = shutdown => Ok(()),
+            joined = &mut self.watch => match joined {
+                Ok(result) => result,
+                Err(e) => Err(DnsError::Watch(e.to_string())),
+            },
+        };
+        self.watch.abort();
+        self.server.shutdown().await;
+        result
+    }
 }

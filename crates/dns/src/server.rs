@@ -11,10 +11,11 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::answer::{answer, Outcome, Response};
-use crate::forward::Forwarder;
+use crate::forward::{ForwardError, Forwarder};
 use crate::metrics::DnsMetrics;
 use crate::wire::{self, Parsed, Transport};
 use crate::zone::Zone;
@@ -22,6 +23,10 @@ use crate::DnsError;
 
 /// A TCP connection idle this long is closed.
 const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Questions waiting on upstreams at once; beyond this they get SERVFAIL at
+/// once, so a flood of external names (or a dead upstream) cannot pile up
+/// tasks and memory (CoreDNS's `max_concurrent`).
+const MAX_UPSTREAM_IN_FLIGHT: usize = 1000;
 
 /// Answers raw queries: the part of the server that is not sockets.
 #[derive(Debug)]
@@ -32,6 +37,7 @@ pub struct Handler {
     synced: AtomicBool,
     forwarder: Forwarder,
     metrics: DnsMetrics,
+    upstream_slots: Semaphore,
 }
 
 /// A question that needs the upstream resolvers.
@@ -57,6 +63,7 @@ impl Handler {
             synced: AtomicBool::new(true),
             forwarder: Forwarder::new(upstreams, metrics.clone()),
             metrics,
+            upstream_slots: Semaphore::new(MAX_UPSTREAM_IN_FLIGHT),
         }
     }
 
@@ -144,7 +151,10 @@ impl Handler {
             return Vec::new();
         };
         let (qtype, class) = (query.query_type(), query.query_class());
-        let result = self.forwarder.resolve(&job.target, qtype, class).await;
+        let result = match self.upstream_slots.try_acquire() {
+            Ok(_permit) => self.forwarder.resolve(&job.target, qtype, class).await,
+            Err(_) => Err(ForwardError::Overloaded),
+        };
         let (reply, rcode) = match result {
             Ok(upstream) => {
                 let mut answers = job.prefix;
@@ -185,7 +195,20 @@ impl DnsServer {
     /// Binds UDP and TCP on every `listen` address (port 0 picks one port for
     /// both) and starts serving.
     pub async fn start(listen: &[SocketAddr], handler: Arc<Handler>) -> Result<Self, DnsError> {
-        if listen.is_empty() {
+        let sockets = listen
+            .iter()
+            .map(|addr| BoundSockets::bind(*addr))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::start_bound(sockets, handler)
+    }
+
+    /// Serves on sockets bound beforehand — for example by a thread that has
+    /// entered a node's network namespace. Must run inside a Tokio runtime.
+    pub fn start_bound(
+        sockets: Vec<BoundSockets>,
+        handler: Arc<Handler>,
+    ) -> Result<Self, DnsError> {
+        if sockets.is_empty() {
             return Err(DnsError::Config("no listen addresses".into()));
         }
         let workers = std::thread::available_parallelism()
@@ -193,12 +216,12 @@ impl DnsServer {
             .clamp(2, 16);
         let mut tasks = JoinSet::new();
         let mut addrs = Vec::new();
-        for addr in listen {
-            let (udp, tcp) = bind_pair(*addr).await?;
+        for BoundSockets { udp, tcp } in sockets {
             let bound = udp
                 .local_addr()
                 .map_err(|e| io("reading the bound address", e))?;
-            let udp = Arc::new(udp);
+            let udp = Arc::new(UdpSocket::from_std(udp).map_err(|e| io("registering UDP", e))?);
+            let tcp = TcpListener::from_std(tcp).map_err(|e| io("registering TCP", e))?;
             for _ in 0..workers {
                 tasks.spawn(serve_udp(udp.clone(), handler.clone()));
             }
@@ -230,25 +253,41 @@ impl DnsServer {
     }
 }
 
-/// Binds UDP and TCP to the same address; with port 0, retries until both get
-/// the same ephemeral port.
-async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
-    let mut last = None;
-    for _ in 0..16 {
-        let udp = UdpSocket::bind(addr)
-            .await
-            .map_err(|e| io(&format!("binding UDP {addr}"), e))?;
-        let bound = udp
-            .local_addr()
-            .map_err(|e| io("reading the bound address", e))?;
-        match TcpListener::bind(bound).await {
-            Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) if addr.port() == 0 => last = Some(e),
-            Err(e) => return Err(io(&format!("binding TCP {addr}"), e)),
+/// A UDP socket and a TCP listener bound to the same address, not yet serving.
+#[derive(Debug)]
+pub struct BoundSockets {
+    /// The UDP socket (non-blocking).
+    pub udp: std::net::UdpSocket,
+    /// The TCP listener (non-blocking).
+    pub tcp: std::net::TcpListener,
+}
+
+impl BoundSockets {
+    /// Binds UDP and TCP to `addr` in the calling thread's network namespace;
+    /// with port 0, retries until both get the same ephemeral port.
+    pub fn bind(addr: SocketAddr) -> Result<Self, DnsError> {
+        let mut last = None;
+        for _ in 0..16 {
+            let udp = std::net::UdpSocket::bind(addr)
+                .map_err(|e| io(&format!("binding UDP {addr}"), e))?;
+            let bound = udp
+                .local_addr()
+                .map_err(|e| io("reading the bound address", e))?;
+            match std::net::TcpListener::bind(bound) {
+                Ok(tcp) => {
+                    udp.set_nonblocking(true)
+                        .map_err(|e| io("setting UDP non-blocking", e))?;
+                    tcp.set_nonblocking(true)
+                        .map_err(|e| io("setting TCP non-blocking", e))?;
+                    return Ok(Self { udp, tcp });
+                }
+                Err(e) if addr.port() == 0 => last = Some(e),
+                Err(e) => return Err(io(&format!("binding TCP {addr}"), e)),
+            }
         }
+        let e = last.unwrap_or_else(|| std::io::Error::other("no free port"));
+        Err(io(&format!("binding TCP {addr}"), e))
     }
-    let e = last.unwrap_or_else(|| std::io::Error::other("no free port"));
-    Err(io(&format!("binding TCP {addr}"), e))
 }
 
 async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>) {

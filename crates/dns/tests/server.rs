@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use portico_dns::{plan, DnsMetrics, DnsServer, Handler};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
 /// A loopback upstream that knows `api.example.test` and counts its queries.
@@ -34,58 +35,89 @@ impl Drop for FakeUpstream {
     }
 }
 
+/// The fake upstream's answer: `api.example.test` A 192.0.2.10;
+/// `big.example.test` 3 A records but truncated (TC, no answers) over UDP;
+/// NXDOMAIN with an SOA for anything else.
+fn upstream_answer(request: &Message, tcp: bool) -> Message {
+    let mut response = Message::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.add_queries(request.queries.clone());
+    let q = &request.queries[0];
+    let name = q.name().to_ascii().to_ascii_lowercase();
+    if name == "api.example.test." {
+        if q.query_type() == RecordType::A {
+            response.add_answer(Record::from_rdata(
+                q.name().clone(),
+                300,
+                RData::A(A::new(192, 0, 2, 10)),
+            ));
+        }
+    } else if name == "big.example.test." {
+        if tcp {
+            for i in 1..=3 {
+                response.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    300,
+                    RData::A(A::new(192, 0, 2, i)),
+                ));
+            }
+        } else {
+            response.metadata.truncation = true;
+        }
+    } else {
+        response.metadata.response_code = ResponseCode::NXDomain;
+        let soa = SOA::new(
+            Name::from_ascii("ns.example.test.").unwrap(),
+            Name::from_ascii("h.example.test.").unwrap(),
+            1,
+            60,
+            60,
+            60,
+            30,
+        );
+        response.add_authority(Record::from_rdata(
+            Name::from_ascii("example.test.").unwrap(),
+            30,
+            RData::SOA(soa),
+        ));
+    }
+    response
+}
+
 async fn fake_upstream() -> FakeUpstream {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let queries = Arc::new(AtomicUsize::new(0));
     let counter = queries.clone();
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
-            let (n, peer) = socket.recv_from(&mut buf).await.unwrap();
-            counter.fetch_add(1, Ordering::SeqCst);
-            let request = Message::from_vec(&buf[..n]).unwrap();
-            let mut response = Message::new(
-                request.metadata.id,
-                MessageType::Response,
-                request.metadata.op_code,
-            );
-            response.metadata.recursion_desired = request.metadata.recursion_desired;
-            response.metadata.recursion_available = true;
-            response.add_queries(request.queries.clone());
-            let q = &request.queries[0];
-            if q.name()
-                .to_ascii()
-                .eq_ignore_ascii_case("api.example.test.")
-            {
-                if q.query_type() == RecordType::A {
-                    response.add_answer(Record::from_rdata(
-                        q.name().clone(),
-                        300,
-                        RData::A(A::new(192, 0, 2, 10)),
-                    ));
+            tokio::select! {
+                received = socket.recv_from(&mut buf) => {
+                    let (n, peer) = received.unwrap();
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let request = Message::from_vec(&buf[..n]).unwrap();
+                    let response = upstream_answer(&request, false);
+                    socket.send_to(&response.to_vec().unwrap(), peer).await.unwrap();
                 }
-            } else {
-                response.metadata.response_code = ResponseCode::NXDomain;
-                let soa = SOA::new(
-                    Name::from_ascii("ns.example.test.").unwrap(),
-                    Name::from_ascii("h.example.test.").unwrap(),
-                    1,
-                    60,
-                    60,
-                    60,
-                    30,
-                );
-                response.add_authority(Record::from_rdata(
-                    Name::from_ascii("example.test.").unwrap(),
-                    30,
-                    RData::SOA(soa),
-                ));
+                accepted = listener.accept() => {
+                    let (mut stream, _) = accepted.unwrap();
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let len = stream.read_u16().await.unwrap();
+                    let mut msg = vec![0u8; usize::from(len)];
+                    stream.read_exact(&mut msg).await.unwrap();
+                    let request = Message::from_vec(&msg).unwrap();
+                    let bytes = upstream_answer(&request, true).to_vec().unwrap();
+                    stream.write_u16(u16::try_from(bytes.len()).unwrap()).await.unwrap();
+                    stream.write_all(&bytes).await.unwrap();
+                }
             }
-            socket
-                .send_to(&response.to_vec().unwrap(), peer)
-                .await
-                .unwrap();
         }
     });
     FakeUpstream {
@@ -414,5 +446,76 @@ async fn a_published_zone_is_served_immediately() {
     assert_eq!(
         dig(&f, &["+short", "late.default.svc.cluster.local"]).await,
         "10.96.0.99"
+    );
+}
+
+#[tokio::test]
+async fn truncated_upstream_answers_are_refetched_over_tcp() {
+    let f = fixture().await;
+    assert_eq!(
+        dig(&f, &["+noall", "+answer", "big.example.test"]).await,
+        "big.example.test. 300 IN A 192.0.2.1\n\
+         big.example.test. 300 IN A 192.0.2.2\n\
+         big.example.test. 300 IN A 192.0.2.3"
+    );
+    // One UDP exchange (truncated) and one TCP exchange.
+    assert_eq!(f.upstream.queries.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn cluster_names_get_servfail_until_the_zone_is_synced() {
+    let upstream = fake_upstream().await;
+    let metrics = DnsMetrics::default();
+    let handler = Arc::new(Handler::unsynced(
+        portico_dns::Zone::new("cluster.local", 5).unwrap(),
+        vec![upstream.addr],
+        metrics.clone(),
+    ));
+    let server = DnsServer::start(&["127.0.0.1:0".parse().unwrap()], handler.clone())
+        .await
+        .unwrap();
+    let f = Fixture {
+        server,
+        upstream,
+        metrics,
+    };
+    let before = dig(
+        &f,
+        &[
+            "+noall",
+            "+comments",
+            "my-app-service.default.svc.cluster.local",
+        ],
+    )
+    .await;
+    assert!(before.contains("status: SERVFAIL"), "{before}");
+    // Names outside the zone are served meanwhile.
+    assert_eq!(dig(&f, &["+short", "api.example.test"]).await, "192.0.2.10");
+    handler.publish(Arc::new(zone()));
+    assert_eq!(
+        dig(&f, &["+short", "my-app-service.default.svc.cluster.local"]).await,
+        "10.96.0.20"
+    );
+}
+
+#[tokio::test]
+async fn without_upstreams_external_names_get_servfail() {
+    let upstream = fake_upstream().await;
+    let metrics = DnsMetrics::default();
+    let handler = Arc::new(Handler::new(zone(), vec![], metrics.clone()));
+    let server = DnsServer::start(&["127.0.0.1:0".parse().unwrap()], handler)
+        .await
+        .unwrap();
+    let f = Fixture {
+        server,
+        upstream,
+        metrics,
+    };
+    let out = dig(&f, &["+noall", "+comments", "api.example.test"]).await;
+    assert!(out.contains("status: SERVFAIL"), "{out}");
+    assert_eq!(
+        f.metrics
+            .query_count(RecordType::A, ResponseCode::ServFail, false),
+        1
     );
 }

@@ -159,3 +159,38 @@ pub async fn run(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `portico up` runs the proxy inside `tokio::try_join!` on a spawned
+    /// task, so the future must be `Send` (checked at compile time).
+    #[allow(dead_code)]
+    fn run_future_is_send(client: kube::Client, config: ProxyConfig) {
+        fn is_send<T: Send>(_: &T) {}
+        let fut = run(client, config, async {});
+        is_send(&fut);
+    }
+
+    #[test]
+    fn config_rejects_an_ipv6_cluster_cidr_and_drops_ipv6_nodeport_cidrs() {
+        let mut config = ProxyConfig {
+            node_name: "n1".into(),
+            node_ips: vec![],
+            nodeport_addresses: vec![
+                "192.168.0.0/24".parse().unwrap(),
+                "fd00::/64".parse().unwrap(),
+            ],
+            cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+            healthz_bind: None,
+            metrics: None,
+        };
+        assert_eq!(
+            config.base().unwrap().nodeport_addresses,
+            vec!["192.168.0.0/24".parse::<Ipv4Net>().unwrap()]
+        );
+        config.cluster_cidr = "fd00:10::/64".parse().unwrap();
+        assert!(matches!(config.base(), Err(ProxyError::Config(_))));
+    }
+}

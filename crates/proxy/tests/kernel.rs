@@ -445,3 +445,45 @@ fn nodeport_addresses_limit_which_addresses_serve() {
         set(&["pod-a", "pod-b"])
     );
 }
+
+#[test]
+fn type_changes_cluster_ip_node_port_load_balancer_and_back_apply_incrementally() {
+    require_root!();
+    let mut t = Topology::new();
+    t.start_backends(8080);
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    let cluster_ip = svc(
+        "web",
+        json!({"clusterIP": "10.96.0.30", "ports": [{"port": 80, "targetPort": 8080}]}),
+    );
+    let node_port = nodeport_svc(80, 30080, json!({}));
+    let lb = with_lb_ip(
+        svc(
+            "web",
+            json!({"type": "LoadBalancer", "clusterIP": "10.96.0.30",
+                   "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30080}]}),
+        ),
+        "172.18.255.1",
+    );
+    let both = set(&["pod-a", "pod-b"]);
+    let nodeport = addr(&format!("{NODE_IP}:30080"));
+    let lb_ip = addr("172.18.255.1:80");
+    let short = Duration::from_millis(500);
+    let mut p = proxier(&t);
+
+    program(&mut p, "node-a", &base(), &[(&cluster_ip, &slices)]);
+    assert_eq!(names(&http_many(&t.node, addr("10.96.0.30:80"), 20)), both);
+    assert!(http_get(&t.client, nodeport, short).is_err());
+
+    assert!(!program(&mut p, "node-a", &base(), &[(&node_port, &slices)]).full);
+    assert_eq!(names(&http_many(&t.client, nodeport, 20)), both);
+
+    assert!(!program(&mut p, "node-a", &base(), &[(&lb, &slices)]).full);
+    assert_eq!(names(&http_many(&t.client, lb_ip, 20)), both);
+    assert_eq!(names(&http_many(&t.client, nodeport, 20)), both);
+
+    assert!(!program(&mut p, "node-a", &base(), &[(&cluster_ip, &slices)]).full);
+    assert_eq!(names(&http_many(&t.node, addr("10.96.0.30:80"), 20)), both);
+    assert!(http_get(&t.client, nodeport, short).is_err());
+    assert!(http_get(&t.client, lb_ip, short).is_err());
+}

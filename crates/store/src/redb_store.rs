@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
-use crate::watch::{Hub, DEFAULT_HISTORY};
+use crate::watch::{Hub, DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES};
 use crate::{Compare, Event, EventKind, KeyValue, Op, Store, StoreError, TxnOutcome, Watch};
 
 const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
@@ -39,12 +39,15 @@ struct Request {
 pub struct Options {
     /// Events kept in memory for watches that start in the past.
     pub history: usize,
+    /// Upper bound on the bytes of that history.
+    pub history_bytes: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             history: DEFAULT_HISTORY,
+            history_bytes: DEFAULT_HISTORY_BYTES,
         }
     }
 }
@@ -122,7 +125,11 @@ impl RedbStore {
         };
         wtx.commit().map_err(backend)?;
         let db = Arc::new(db);
-        let hub = Arc::new(Hub::new(revision, options.history));
+        let hub = Arc::new(Hub::with_limits(
+            revision,
+            options.history,
+            options.history_bytes,
+        ));
         let rev = Arc::new(AtomicU64::new(revision));
         let (tx, rx) = std_mpsc::channel::<Request>();
         let writer = {

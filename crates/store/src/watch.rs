@@ -15,6 +15,9 @@ use crate::{Event, StoreError};
 
 /// Default number of events retained for watches that start in the past.
 pub const DEFAULT_HISTORY: usize = 50_000;
+/// Default cap on the bytes (keys and values) the history holds, so a burst of
+/// large objects cannot grow memory without bound.
+pub const DEFAULT_HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Batches a watcher may have queued before it is dropped as too slow.
 const WATCHER_QUEUE: usize = 4096;
@@ -27,8 +30,16 @@ struct Watcher {
     too_slow: Arc<AtomicBool>,
 }
 
+fn event_bytes(e: &Event) -> usize {
+    e.key.len()
+        + e.kv.as_ref().map_or(0, |kv| kv.value.len())
+        + e.prev.as_ref().map_or(0, |kv| kv.value.len())
+}
+
 struct Inner {
     ring: VecDeque<Arc<Event>>,
+    /// Sum of [`event_bytes`] over the ring.
+    bytes: usize,
     /// Every event with a revision greater than this is in the ring (watch from
     /// `compacted` or later is served); older ones were evicted.
     compacted: u64,
@@ -38,16 +49,24 @@ struct Inner {
 /// History ring + watcher registry. Cheap to share behind an `Arc`.
 pub struct Hub {
     capacity: usize,
+    max_bytes: usize,
     inner: Mutex<Inner>,
 }
 
 impl Hub {
     /// A hub whose history starts at `revision` (nothing older can be watched).
     pub fn new(revision: u64, capacity: usize) -> Self {
+        Self::with_limits(revision, capacity, DEFAULT_HISTORY_BYTES)
+    }
+
+    /// A hub keeping at most `capacity` events and about `max_bytes` of them.
+    pub fn with_limits(revision: u64, capacity: usize, max_bytes: usize) -> Self {
         Self {
             capacity: capacity.max(1),
+            max_bytes,
             inner: Mutex::new(Inner {
                 ring: VecDeque::new(),
+                bytes: 0,
                 compacted: revision,
                 watchers: Vec::new(),
             }),
@@ -68,10 +87,14 @@ impl Hub {
         let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
         let mut inner = self.lock();
         for ev in &events {
+            inner.bytes += event_bytes(ev);
             inner.ring.push_back(ev.clone());
         }
-        while inner.ring.len() > self.capacity {
+        while inner.ring.len() > self.capacity
+            || (inner.bytes > self.max_bytes && inner.ring.len() > 1)
+        {
             if let Some(old) = inner.ring.pop_front() {
+                inner.bytes = inner.bytes.saturating_sub(event_bytes(&old));
                 inner.compacted = inner.compacted.max(old.revision);
             }
         }
@@ -79,7 +102,9 @@ impl Hub {
         // later revisions, so drop any leftover events of the evicted revision.
         let compacted = inner.compacted;
         while inner.ring.front().is_some_and(|e| e.revision <= compacted) {
-            inner.ring.pop_front();
+            if let Some(old) = inner.ring.pop_front() {
+                inner.bytes = inner.bytes.saturating_sub(event_bytes(&old));
+            }
         }
         inner.watchers.retain(|w| {
             let matching: Vec<Arc<Event>> = events
@@ -247,6 +272,19 @@ mod tests {
         assert_eq!(rev_of(w.try_recv()), 4);
         assert_eq!(rev_of(w.try_recv()), 5);
         assert_eq!(w.try_recv(), WatchRecv::Empty);
+    }
+
+    #[test]
+    fn byte_limit_evicts_too() {
+        let hub = Hub::with_limits(0, 1000, 3 * (2 + 2));
+        for r in 1..=5 {
+            hub.publish(vec![ev("/a", r)]);
+        }
+        assert!(matches!(
+            hub.watch("/", 1),
+            Err(StoreError::Compacted { oldest: 2, .. })
+        ));
+        assert!(hub.watch("/", 2).is_ok());
     }
 
     #[test]

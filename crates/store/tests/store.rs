@@ -173,7 +173,14 @@ async fn watch_from_revision_in_order_with_prev() {
 #[tokio::test]
 async fn watch_older_than_ring_is_compacted() {
     let dir = tempfile::tempdir().unwrap();
-    let s = RedbStore::open_with(dir.path(), Options { history: 10 }).unwrap();
+    let s = RedbStore::open_with(
+        dir.path(),
+        Options {
+            history: 10,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     for i in 0..30 {
         commit(&s, vec![], vec![put(&format!("/c/{i}"), "v")]).await;
     }

@@ -15,9 +15,20 @@ pub struct NodeNs {
 
 impl NodeNs {
     pub fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let name = format!("portico-t-{tag}-{}-{:x}", std::process::id(), nanos & 0xffff);
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "portico-t-{tag}-{}-{:x}",
+            std::process::id(),
+            nanos & 0xffff
+        );
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "ip netns add {name}");
         Self { name }
     }
@@ -32,7 +43,11 @@ impl Drop for NodeNs {
         // Pod namespaces are named `<node>-...`.
         let prefix = format!("{}-", self.name);
         let mut all: Vec<String> = std::fs::read_dir("/run/netns")
-            .map(|d| d.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).collect())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         all.retain(|n| n.starts_with(&prefix) || *n == self.name);
         for ns in all {
@@ -59,9 +74,16 @@ where
     let t = std::thread::spawn(move || {
         let fd = std::fs::File::open(&path).unwrap();
         nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let ok = Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap().success();
+        let ok = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(f());
     });
     if let Err(e) = t.join() {
@@ -70,7 +92,11 @@ where
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
-pub async fn eventually<T, Fut: Future<Output = Option<T>>>(timeout: Duration, what: &str, mut check: impl FnMut() -> Fut) -> T {
+pub async fn eventually<T, Fut: Future<Output = Option<T>>>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Fut,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check().await {
@@ -83,6 +109,12 @@ pub async fn eventually<T, Fut: Future<Output = Option<T>>>(timeout: Duration, w
 
 /// `curl -s --max-time 2 URL` from the current (node) namespace.
 pub async fn curl(url: String) -> Option<String> {
-    let out = tokio::process::Command::new("curl").args(["-s", "--max-time", "2", &url]).output().await.ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "--max-time", "2", &url])
+        .output()
+        .await
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -6,6 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod lan;
+
+pub mod node;
+
+/// The `portico` binary under test: `PORTICO_E2E_BIN` if set (e.g. a release
+/// build), else the one Cargo built for this test.
+pub fn portico_exe() -> String {
+    std::env::var("PORTICO_E2E_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_portico").to_string())
+}
+
 /// A unique short name for namespaces of one test.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -86,7 +96,8 @@ impl Cluster {
     pub fn up(layout: Layout) -> Cluster {
         assert!(nix_is_root(), "end-to-end tests need root (network namespaces)");
         let dir = tempfile::tempdir().unwrap();
-        let exe = env!("CARGO_BIN_EXE_portico");
+        let exe = portico_exe();
+        let exe = exe.as_str();
         let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
         let name = unique("pe");
         let (child, kubectl_ns, client_ns, node_ips, own) = match layout {

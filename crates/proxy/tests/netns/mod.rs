@@ -132,7 +132,18 @@ impl Topology {
             ]);
             // With bridge netfilter (on by default in a new netns), a pod reaching
             // itself through a Service leaves by the port it came in: hairpin mode.
-            run(&["ip", "-n", &node, "link", "set", veth, "type", "bridge_slave", "hairpin", "on"]);
+            run(&[
+                "ip",
+                "-n",
+                &node,
+                "link",
+                "set",
+                veth,
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ]);
             run(&[
                 "ip",
                 "-n",
@@ -345,7 +356,9 @@ pub fn udp_ask_from(
         let s = loop {
             match UdpSocket::bind(("0.0.0.0", src_port)) {
                 Ok(s) => break s,
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+                {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => return Err(e),
@@ -364,7 +377,9 @@ pub struct Conn(TcpStream);
 
 impl Conn {
     pub fn open(ns: &str, addr: SocketAddr) -> Conn {
-        let s = in_netns(ns, move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap());
+        let s = in_netns(ns, move || {
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap()
+        });
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         Conn(s)
     }

@@ -1,0 +1,229 @@
+//! Harness additions for node and pod checks: commands in a node's or a pod's
+//! network namespace, a pod's processes and log files, `portico up` started
+//! again on the same data dir, and what a stopped cluster left in the kernel.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use super::{eventually, portico_exe, Cluster};
+
+impl Cluster {
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.node_ips.len()
+    }
+
+    /// The network namespace of node `i` (1-based), as `ip netns` names it.
+    pub fn node_ns(&self, i: usize) -> String {
+        assert!(i >= 1 && i <= self.node_count(), "no node {i}");
+        if self.own_namespaces.is_empty() {
+            format!("{}-node{i}", self.name)
+        } else {
+            format!("{}-n", self.name)
+        }
+    }
+
+    /// The Node object's name of node `i` (1-based): its namespace name.
+    pub fn node_name(&self, i: usize) -> String {
+        self.node_ns(i)
+    }
+
+    /// Runs `cmd` inside node `i`'s network namespace.
+    pub fn exec_in_node(&self, i: usize, cmd: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.node_ns(i)])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `curl` from node `i`; the body, or None on failure (3 s limit).
+    pub fn node_curl(&self, i: usize, url: &str) -> Option<String> {
+        let out = self.exec_in_node(i, &["curl", "-s", "--max-time", "3", url]);
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    /// `kubectl apply -f -` with `yaml` on stdin.
+    pub fn apply_yaml(&self, yaml: &str) -> String {
+        let out = self.kubectl_output(None, &["apply", "-f", "-"], Some(yaml));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Pid of the running `portico up` (the `ip netns exec` wrapper execs it).
+    pub fn up_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// Directory of the agent state of node `i` (pod dirs, container logs).
+    pub fn node_data_dir(&self, i: usize) -> PathBuf {
+        if self.own_namespaces.is_empty() {
+            self.dir.path().join("nodes").join(self.node_ns(i))
+        } else {
+            self.dir.path().join("node")
+        }
+    }
+
+    /// The current log file of a container, read straight from the agent's
+    /// data dir on whichever node ran it (what `kubectl logs` would serve).
+    pub fn container_log_file(&self, pod: &str, container: &str) -> Option<String> {
+        let prefix = format!("default_{pod}_");
+        (1..=self.node_count()).find_map(|i| {
+            let logs = self.node_data_dir(i).join("logs");
+            let dir = std::fs::read_dir(logs)
+                .ok()?
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))?
+                .path()
+                .join(container);
+            let newest = std::fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().strip_suffix(".log")?.parse::<u32>().ok()?;
+                    Some((n, e.path()))
+                })
+                .max()?;
+            std::fs::read_to_string(newest.1).ok()
+        })
+    }
+
+    /// Starts `portico up` again, same layout and data dir, after [`Cluster::stop`];
+    /// waits until the API answers and every node reports Ready.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart needs a stopped cluster");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.path().join("up.log"))
+            .unwrap();
+        let exe = portico_exe();
+        let mut cmd = if self.own_namespaces.is_empty() {
+            let mut c = Command::new(&exe);
+            c.args(["up", "--nodes", &self.node_count().to_string(), "--name", &self.name]);
+            c
+        } else {
+            let node = self.node_ns(1);
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &node]).arg(&exe).args(["up", "--node-name", &node]);
+            c
+        };
+        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        self.child = Some(cmd.spawn().unwrap());
+        let want = self.node_count();
+        eventually("API and nodes Ready after restart", Duration::from_secs(60), || {
+            self.assert_running();
+            let out = self.kubectl_output(
+                None,
+                &[
+                    "get",
+                    "nodes",
+                    "-o",
+                    r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+                ],
+                None,
+            );
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            (out.status.success() && text.lines().filter(|l| *l == "True").count() == want).then_some(())
+        });
+    }
+
+    /// Network namespaces whose name starts with the cluster's name, other than
+    /// the ones this harness created itself: the node namespaces of
+    /// `--nodes`, and every pod's namespace (named after its node).
+    pub fn leftover_namespaces(&self) -> Vec<String> {
+        let prefix = format!("{}-", self.name);
+        let mut v: Vec<String> = std::fs::read_dir("/run/netns")
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .unwrap_or_default();
+        v.retain(|n| n.starts_with(&prefix) && !self.own_namespaces.contains(n));
+        v.sort();
+        v
+    }
+}
+
+/// Pids of the processes whose network namespace holds `ip` as a local
+/// address: the containers of the pod with that IP.
+pub fn pids_with_ip(ip: &str) -> Vec<i32> {
+    use std::collections::HashMap;
+    let own = std::fs::read_link("/proc/self/ns/net").ok();
+    let mut has_ip: HashMap<PathBuf, bool> = HashMap::new();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else { continue };
+        if Some(&ns) == own.as_ref() {
+            continue;
+        }
+        let found = *has_ip.entry(ns).or_insert_with(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/net/fib_trie"))
+                .map(|t| fib_has_local(&t, ip))
+                .unwrap_or(false)
+        });
+        if found {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether a `/proc/net/fib_trie` dump lists `ip` as a local (own) address.
+fn fib_has_local(trie: &str, ip: &str) -> bool {
+    let leaf = format!("|-- {ip}");
+    let mut lines = trie.lines().peekable();
+    while let Some(l) = lines.next() {
+        if l.trim_end().ends_with(&leaf) {
+            while let Some(next) = lines.peek() {
+                if next.contains("|--") || next.contains("+--") {
+                    break;
+                }
+                if next.contains("host LOCAL") {
+                    return true;
+                }
+                lines.next();
+            }
+        }
+    }
+    false
+}
+
+/// Runs `cmd` in the network namespace of the pod whose IP is `pod_ip`.
+pub fn exec_in_pod_net(pod_ip: &str, cmd: &[&str]) -> Output {
+    let pid = *pids_with_ip(pod_ip).first().unwrap_or_else(|| panic!("no process holds pod IP {pod_ip}"));
+    Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .arg("--")
+        .args(cmd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Pids of processes whose command line is exactly `argv`.
+pub fn pids_with_argv(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain(std::iter::once(0))).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
