@@ -22,7 +22,7 @@ use crate::names;
 use crate::podfiles;
 use crate::probe::{self, Action, Threshold, Timing};
 use crate::process::{self, Exec};
-use crate::runtime::{log_path, Runtime};
+use crate::runtime::{log_path, PodEvent, Runtime};
 use crate::status::{self, CState, PodRt};
 
 /// What every container task of a pod shares.
@@ -67,6 +67,18 @@ async fn stopped(stop: &mut Stop) -> Duration {
             return Duration::ZERO;
         }
     }
+}
+
+fn event(ctx: &PodCtx, container: &str, type_: &'static str, reason: &str, message: String) {
+    ctx.runtime.emit(PodEvent {
+        uid: ctx.uid.clone(),
+        namespace: ctx.namespace.clone(),
+        pod: ctx.name.clone(),
+        container: container.to_string(),
+        type_,
+        reason: reason.to_string(),
+        message,
+    });
 }
 
 fn set(ctx: &PodCtx, idx: usize, f: impl FnOnce(&mut status::ContainerRt) -> bool) {
@@ -204,6 +216,13 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
             Ok(a) => a,
             Err((reason, message)) => {
                 tracing::warn!(pod = %ctx.name, container = %c.name, %reason, %message, "container cannot start");
+                event(
+                    &ctx,
+                    &c.name,
+                    "Warning",
+                    "Failed",
+                    format!("Error: {reason}: {message}"),
+                );
                 set(&ctx, idx, |s| {
                     let w = CState::Waiting {
                         reason: reason.clone(),
@@ -240,6 +259,13 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
             argv: &argv,
             env: &env,
         };
+        event(
+            &ctx,
+            &c.name,
+            "Normal",
+            "Pulled",
+            format!("Container image \"{image}\" already present on machine"),
+        );
         let started_at = Timestamp::now();
         let spawned = process::log_stdio(&log).and_then(|(out, err)| {
             process::command(&ctx.runtime.tools, &exec)
@@ -253,10 +279,25 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
         let (code, signal, reason, liveness_kill) = match spawned {
             Err(e) => {
                 tracing::warn!(pod = %ctx.name, container = %c.name, error = %e, "start failed");
+                event(&ctx, &c.name, "Warning", "Failed", format!("Error: {e}"));
                 (128, None, "StartError".to_string(), false)
             }
             Ok(mut child) => {
                 let pid = child.id().unwrap_or(0);
+                event(
+                    &ctx,
+                    &c.name,
+                    "Normal",
+                    "Created",
+                    format!("Created container: {}", c.name),
+                );
+                event(
+                    &ctx,
+                    &c.name,
+                    "Normal",
+                    "Started",
+                    format!("Started container {}", c.name),
+                );
                 process::record_pid(&ctx.pod_dir.join("pids"), &c.name, pid);
                 let has_startup = c.startup_probe.is_some();
                 let has_readiness = c.readiness_probe.is_some();
@@ -274,9 +315,13 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
                     r = child.wait() => (r.ok(), false, None),
                     Some(why) = kill_rx.recv() => {
                         tracing::info!(pod = %ctx.name, container = %c.name, %why, "probe failed; restarting container");
+                        event(&ctx, &c.name, "Normal", "Killing", why.clone());
                         (terminate(&mut child, pid, pod_grace).await, true, None)
                     }
-                    g = stopped(&mut stop) => (terminate(&mut child, pid, g).await, false, Some(())),
+                    g = stopped(&mut stop) => {
+                        event(&ctx, &c.name, "Normal", "Killing", format!("Stopping container {}", c.name));
+                        (terminate(&mut child, pid, g).await, false, Some(()))
+                    }
                 };
                 probes.abort();
                 // Children that outlived the main process (nginx workers) go too.
@@ -346,11 +391,28 @@ async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop: Stop) {
             true
         });
         if !delay.is_zero() {
+            let msg = format!(
+                "Back-off restarting failed container {} in pod {}_{}({})",
+                c.name, ctx.name, ctx.namespace, ctx.uid
+            );
+            event(&ctx, &c.name, "Warning", "BackOff", msg);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stopped(&mut stop) => return,
             }
         }
+    }
+}
+
+/// What a failed probe tried, for its Event message.
+fn describe(a: &Action) -> String {
+    match a {
+        Action::Http { addr, path, .. } => {
+            format!("Get \"http://{addr}{path}\": no 2xx/3xx response")
+        }
+        Action::Tcp { addr } => format!("dial tcp {addr}: connect failed"),
+        Action::Exec { argv } => format!("command {argv:?} failed"),
+        Action::Unsupported => "unsupported probe".to_string(),
     }
 }
 
@@ -417,7 +479,10 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
             failures += 1;
             if failures >= t.failure_threshold {
                 let _ = kill
-                    .send(format!("container {} failed startup probe", c.name))
+                    .send(format!(
+                        "Container {} failed startup probe, will be restarted",
+                        c.name
+                    ))
                     .await;
                 return;
             }
@@ -442,6 +507,23 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
         tokio::time::sleep(t.initial_delay).await;
         loop {
             let ok = th.record(attempt(&ctx, &action, &t, &c).await, &t);
+            if ever_ok
+                && !ok
+                && ctx
+                    .status
+                    .borrow()
+                    .containers
+                    .get(idx)
+                    .is_some_and(|s| s.ready)
+            {
+                event(
+                    &ctx,
+                    &c.name,
+                    "Warning",
+                    "Unhealthy",
+                    format!("Readiness probe failed: {}", describe(&action)),
+                );
+            }
             ever_ok |= ok;
             set(&ctx, idx, |s| {
                 let changed = s.ready != ok;
@@ -465,9 +547,16 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
         tokio::time::sleep(t.initial_delay).await;
         loop {
             if !th.record(attempt(&ctx, &action, &t, &c).await, &t) {
+                event(
+                    &ctx,
+                    &c.name,
+                    "Warning",
+                    "Unhealthy",
+                    format!("Liveness probe failed: {}", describe(&action)),
+                );
                 let _ = kill
                     .send(format!(
-                        "container {} failed liveness probe, will be restarted",
+                        "Container {} failed liveness probe, will be restarted",
                         c.name
                     ))
                     .await;

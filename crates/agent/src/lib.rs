@@ -14,6 +14,7 @@ mod agnhost;
 mod container;
 mod envvars;
 mod error;
+mod events;
 mod image;
 mod ipam;
 mod logs;
@@ -36,7 +37,7 @@ pub use envvars::{expand, service_env};
 pub use error::AgentError;
 pub use logs::{find_log, log_router, tail_lines};
 pub use podfiles::resolv_conf;
-pub use runtime::{log_path, Runtime, RuntimeConfig};
+pub use runtime::{log_path, PodEvent, Runtime, RuntimeConfig};
 pub use status::{pod_status, CState, ContainerRt, PodRt};
 
 /// Configuration of one node agent.
@@ -164,6 +165,13 @@ async fn serve(
         let cidr = node::wait_pod_cidr(&client, &config.node_name).await;
         runtime.setup_node(cidr).await?;
         tracing::info!(node = %config.node_name, %cidr, bridge = %config.bridge_name, "node network ready");
+        if let Some(rx) = runtime.take_events() {
+            tokio::spawn(events::publish(
+                client.clone(),
+                config.node_name.clone(),
+                rx,
+            ));
+        }
         tokio::join!(
             node::sync_routes(client.clone(), config.node_name.clone()),
             pods::run(client.clone(), std::sync::Arc::clone(&runtime)),

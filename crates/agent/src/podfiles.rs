@@ -14,6 +14,83 @@ pub fn resolv_conf(cluster_dns: Ipv4Addr, pod_namespace: &str, cluster_domain: &
     )
 }
 
+/// The pod's `/etc/resolv.conf` for its `dnsPolicy` and `dnsConfig`:
+/// ClusterFirst (default) → the cluster DNS; Default → the node's resolv.conf
+/// (`host_resolv`); None → only `dnsConfig`. `dnsConfig` nameservers and
+/// searches are appended, its options override by name (as the kubelet does).
+pub fn pod_resolv_conf(
+    spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
+    cluster_dns: Ipv4Addr,
+    pod_namespace: &str,
+    cluster_domain: &str,
+    host_resolv: &str,
+) -> String {
+    let policy = spec
+        .and_then(|s| s.dns_policy.as_deref())
+        .unwrap_or("ClusterFirst");
+    let (mut servers, mut search, mut options): (Vec<String>, Vec<String>, Vec<String>) =
+        match policy {
+            "None" => (Vec::new(), Vec::new(), Vec::new()),
+            "Default" => {
+                let mut sv = Vec::new();
+                let mut se = Vec::new();
+                let mut op = Vec::new();
+                for line in host_resolv.lines() {
+                    let mut w = line.split_whitespace();
+                    match w.next() {
+                        Some("nameserver") => sv.extend(w.next().map(String::from)),
+                        Some("search") | Some("domain") => se.extend(w.map(String::from)),
+                        Some("options") => op.extend(w.map(String::from)),
+                        _ => {}
+                    }
+                }
+                (sv, se, op)
+            }
+            _ => (
+                vec![cluster_dns.to_string()],
+                vec![
+                    format!("{pod_namespace}.svc.{cluster_domain}"),
+                    format!("svc.{cluster_domain}"),
+                    cluster_domain.to_string(),
+                ],
+                vec!["ndots:5".to_string()],
+            ),
+        };
+    if let Some(cfg) = spec.and_then(|s| s.dns_config.as_ref()) {
+        for n in cfg.nameservers.iter().flatten() {
+            if !servers.contains(n) {
+                servers.push(n.clone());
+            }
+        }
+        for d in cfg.searches.iter().flatten() {
+            if !search.contains(d) {
+                search.push(d.clone());
+            }
+        }
+        for o in cfg.options.iter().flatten() {
+            let text = match &o.value {
+                Some(v) => format!("{}:{v}", o.name.as_deref().unwrap_or_default()),
+                None => o.name.clone().unwrap_or_default(),
+            };
+            let name = o.name.clone().unwrap_or_default();
+            options.retain(|x| x.split(':').next() != Some(name.as_str()));
+            options.push(text);
+        }
+    }
+    servers.truncate(3);
+    let mut out = String::new();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for s in &servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
 /// The pod's `/etc/hosts` as the kubelet writes it ("Kubernetes-managed hosts file").
 pub fn hosts_file(pod_ip: Ipv4Addr, hostname: &str, subdomain_fqdn: Option<&str>) -> String {
     let mut s = String::from(
@@ -110,6 +187,39 @@ mod tests {
         assert_eq!(
             r,
             "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+        );
+    }
+
+    #[test]
+    fn dns_policies_and_config() {
+        let dns = Ipv4Addr::new(10, 96, 0, 10);
+        let host = "nameserver 1.1.1.1\nsearch corp.example\noptions edns0\n";
+        let spec = |v: serde_json::Value| -> k8s_openapi::api::core::v1::PodSpec {
+            serde_json::from_value(v).unwrap()
+        };
+        assert_eq!(
+            pod_resolv_conf(None, dns, "default", "cluster.local", host),
+            resolv_conf(dns, "default", "cluster.local")
+        );
+        let d = spec(serde_json::json!({"containers": [], "dnsPolicy": "Default"}));
+        assert_eq!(
+            pod_resolv_conf(Some(&d), dns, "default", "cluster.local", host),
+            "search corp.example\nnameserver 1.1.1.1\noptions edns0\n"
+        );
+        let n = spec(
+            serde_json::json!({"containers": [], "dnsPolicy": "None", "dnsConfig": {
+            "nameservers": ["8.8.8.8"], "searches": ["a.b"], "options": [{"name": "ndots", "value": "2"}]}}),
+        );
+        assert_eq!(
+            pod_resolv_conf(Some(&n), dns, "default", "cluster.local", host),
+            "search a.b\nnameserver 8.8.8.8\noptions ndots:2\n"
+        );
+        let c = spec(
+            serde_json::json!({"containers": [], "dnsConfig": {"options": [{"name": "ndots", "value": "1"}, {"name": "edns0"}]}}),
+        );
+        assert_eq!(
+            pod_resolv_conf(Some(&c), dns, "ns1", "cluster.local", host),
+            "search ns1.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:1 edns0\n"
         );
     }
 

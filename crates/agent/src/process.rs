@@ -176,12 +176,18 @@ pub fn record_pid(dir: &Path, container: &str, pid: u32) {
 /// SIGKILLs the process groups recorded in `dir` whose leader is still the
 /// same process (same pid and start time).
 pub fn kill_recorded(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.filter_map(Result::ok) {
-        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
         let mut it = text.split_whitespace();
-        let (Some(pid), Some(st)) = (it.next().and_then(|p| p.parse::<i32>().ok()), it.next().and_then(|s| s.parse::<u64>().ok()))
-        else {
+        let (Some(pid), Some(st)) = (
+            it.next().and_then(|p| p.parse::<i32>().ok()),
+            it.next().and_then(|s| s.parse::<u64>().ok()),
+        ) else {
             continue;
         };
         if pid > 0 && start_time(pid) == Some(st) {
@@ -205,9 +211,16 @@ mod tests {
             .unwrap();
         record_pid(dir.path(), "c", child.id());
         // A stale record (same pid, other start time) must be ignored.
-        std::fs::write(dir.path().join("stale"), format!("{} 1\n", std::process::id())).unwrap();
+        std::fs::write(
+            dir.path().join("stale"),
+            format!("{} 1\n", std::process::id()),
+        )
+        .unwrap();
         kill_recorded(dir.path());
         let status = child.wait().unwrap();
-        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
     }
 }

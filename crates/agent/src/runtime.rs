@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::container;
@@ -82,6 +82,22 @@ pub struct Runtime {
     pub(crate) tools: Tools,
     net: Mutex<Option<NodeNet>>,
     pods: Mutex<HashMap<String, PodHandle>>,
+    events_tx: mpsc::Sender<PodEvent>,
+    events_rx: Mutex<Option<mpsc::Receiver<PodEvent>>>,
+}
+
+/// Something that happened to a pod's container, for the pod's Events
+/// (what `kubectl describe pod` lists): the kubelet's reasons and messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEvent {
+    pub uid: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// `Normal` or `Warning`.
+    pub type_: &'static str,
+    pub reason: String,
+    pub message: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -94,6 +110,7 @@ impl Runtime {
     /// Checks the host tools and creates the data dir.
     pub fn new(cfg: RuntimeConfig) -> Result<Arc<Self>, AgentError> {
         let tools = Tools::find()?;
+        let (events_tx, events_rx) = mpsc::channel(1024);
         std::fs::create_dir_all(cfg.data_dir.join("pods"))
             .map_err(|e| AgentError::io(format!("creating {}", cfg.data_dir.display()), e))?;
         Ok(Arc::new(Self {
@@ -101,7 +118,19 @@ impl Runtime {
             tools,
             net: Mutex::new(None),
             pods: Mutex::new(HashMap::new()),
+            events_tx,
+            events_rx: Mutex::new(Some(events_rx)),
         }))
+    }
+
+    /// The stream of container events (once; later calls get `None`).
+    /// Events are dropped, not queued without bound, when nobody reads them.
+    pub fn take_events(&self) -> Option<mpsc::Receiver<PodEvent>> {
+        lock(&self.events_rx).take()
+    }
+
+    pub(crate) fn emit(&self, ev: PodEvent) {
+        let _ = self.events_tx.try_send(ev);
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -309,7 +338,13 @@ impl Runtime {
         });
         write(
             "resolv.conf",
-            &podfiles::resolv_conf(self.cfg.cluster_dns, namespace, &self.cfg.cluster_domain),
+            &podfiles::pod_resolv_conf(
+                spec,
+                self.cfg.cluster_dns,
+                namespace,
+                &self.cfg.cluster_domain,
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
         )?;
         write(
             "hosts",

@@ -177,8 +177,17 @@ fn killed_container_restarts_and_deleted_pod_leaves_nothing() {
         let mut rx = rt.start_pod(&p, &[]).await.unwrap();
         let ip = wait_ready(&mut rx).await;
         let netns = rt.netns_of("uid-agn-kill").unwrap();
-        let pids = rt.pod_pids("uid-agn-kill");
-        assert_eq!(pids.len(), 1, "{pids:?}");
+        // The container's process (alone in the pod's netns once it entered it).
+        let pids = eventually(
+            Duration::from_secs(5),
+            "container process in the pod netns",
+            || {
+                let pids = rt.pod_pids("uid-agn-kill");
+                // While the init script runs, `mount`/`hostname` children show up too.
+                async move { (pids.len() == 1).then_some(pids) }
+            },
+        )
+        .await;
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pids[0]),
             nix::sys::signal::Signal::SIGKILL,

@@ -1,8 +1,8 @@
 //! Seams into `portico_api` (defaulting, validation, selectors, patching, tables).
 //!
 //! Every call the server makes into the pure API model goes through here, so the
-//! handlers never change when a module lands; until one does, a small fallback
-//! keeps the server usable. Everything called here is pure.
+//! handlers depend on one small surface, and Status mapping of the model's errors
+//! happens in one place. Everything called here is pure.
 
 use portico_api::resource::ResourceInfo;
 use portico_api::selector::{FieldSelector, LabelSelector};
@@ -120,6 +120,18 @@ pub(crate) fn record_update(
     now: &str,
 ) {
     patch::record_update(info, old, new, manager, now);
+}
+
+/// Records `managedFields` for a write through a subresource (`status`, `scale`).
+pub(crate) fn record_update_subresource(
+    info: &ResourceInfo,
+    old: &Value,
+    new: &mut Value,
+    manager: &str,
+    subresource: &str,
+    now: &str,
+) {
+    patch::record_update_subresource(info, Some(old), new, manager, subresource, now);
 }
 
 /// A `meta.k8s.io/v1` Table of objects with kubectl's columns.

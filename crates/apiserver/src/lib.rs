@@ -126,7 +126,7 @@ pub async fn run(
     let store: SharedStore = Arc::new(RedbStore::open(&files.store_dir)?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(http::AppState::new(store, &config, &material, stop_rx));
-    bootstrap::run(&state).await?;
+    bootstrap::run(&state, &config.advertise_url).await?;
     let served = serve::serve(state.clone(), config.listeners, &material, shutdown).await;
     // End watches and wait for connection tasks to drop their state, so the
     // store is closed (file lock released) when run() returns.

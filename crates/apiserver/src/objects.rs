@@ -111,9 +111,24 @@ const SYSTEM_FIELDS: &[&str] = &[
     "selfLink",
 ];
 
-/// Prepares a new object for create: system metadata, generation, no status for
-/// kinds with a status subresource unless `keep_status`.
+/// Kinds whose create strategy resets `status` (kube-apiserver `PrepareForCreate`);
+/// defaulting then fills the initial status (e.g. a Pod's `Pending`).
+const STATUS_RESET_ON_CREATE: &[(&str, &str)] = &[
+    ("", "Service"),
+    ("", "Pod"),
+    ("apps", "Deployment"),
+    ("apps", "ReplicaSet"),
+    ("networking.k8s.io", "Ingress"),
+];
+
+/// Prepares a new object for create: system metadata, generation, and no
+/// client-set status for kinds whose status only the system writes.
 pub(crate) fn prepare_create(info: &ResourceInfo, obj: &mut Value, uid: &str, now: &str) {
+    if STATUS_RESET_ON_CREATE.contains(&(info.group, info.kind)) {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("status");
+        }
+    }
     let gen = has_generation(obj);
     let meta = meta_mut(obj);
     for f in SYSTEM_FIELDS {
@@ -245,7 +260,12 @@ mod tests {
         assert_eq!(obj["metadata"]["uid"], "u1");
         assert_eq!(obj["metadata"]["generation"], 1);
         assert_eq!(obj["kind"], "Deployment");
+        assert!(
+            obj.get("status").is_none(),
+            "client status is dropped on create"
+        );
         assert!(obj["metadata"].get("resourceVersion").is_none());
+        obj["status"] = json!({"x": 1});
         let mut new = obj.clone();
         new["metadata"]["labels"] = json!({"a": "b"});
         new["status"] = json!({"x": 2});

@@ -195,10 +195,13 @@ pub(crate) fn ensure(
 
     let admin_token = read_or_create(&files.admin_token, || Ok(random_token()))?;
     let node_token = read_or_create(&files.node_token, || Ok(random_token()))?;
-    write_private(
-        &files.kubeconfig,
-        &kubeconfig(advertise_url, &ca_cert_pem, &admin_token),
-    )?;
+    let kc = kubeconfig(advertise_url, &ca_cert_pem, &admin_token);
+    if fs::read_to_string(&files.kubeconfig).ok().as_deref() != Some(kc.as_str()) {
+        // Write then rename, so a client reading the kubeconfig never sees it half-written.
+        let tmp = files.kubeconfig.with_extension("yaml.tmp");
+        write_private(&tmp, &kc)?;
+        fs::rename(&tmp, &files.kubeconfig).map_err(io(&files.kubeconfig))?;
+    }
     Ok(Material {
         ca_cert_pem,
         server_cert_pem,

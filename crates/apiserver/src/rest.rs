@@ -296,6 +296,8 @@ pub(crate) async fn write_update(
     }
     if record {
         hooks::record_update(info, Some(old), &mut new, &rq.field_manager(), &now());
+    } else if let Some(sub @ ("status" | "scale")) = rq.target.subresource.as_deref() {
+        hooks::record_update_subresource(info, old, &mut new, &rq.field_manager(), sub, &now());
     }
     let rev = services::put(
         st,

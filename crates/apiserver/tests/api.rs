@@ -82,6 +82,29 @@ async fn bootstrap_creates_namespaces_and_system_services() {
         dns["metadata"]["labels"]["service.kubernetes.io/service-proxy-name"],
         "portico-node-local-dns"
     );
+    // The `kubernetes` endpoints point at this server.
+    let port: u64 = s.url.rsplit(':').next().unwrap().parse().unwrap();
+    let (code, eps) = s
+        .req(
+            Method::GET,
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{eps}");
+    assert_eq!(eps["endpoints"][0]["addresses"][0], "127.0.0.1");
+    assert_eq!(eps["ports"][0]["port"], port);
+    let (code, ep) = s
+        .req(
+            Method::GET,
+            "/api/v1/namespaces/default/endpoints/kubernetes",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, ep["subsets"][0]["ports"][0]["port"].as_u64()),
+        (200, Some(port))
+    );
     // Requesting .10 again hits the allocator.
     let mut taken = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dup"}, "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}});
     let (code, st) = s
@@ -302,6 +325,17 @@ async fn generation_status_and_scale_subresources() {
             st["spec"]["replicas"].clone()
         ),
         (json!(2), json!(2))
+    );
+    let mf = st["metadata"]["managedFields"].as_array().unwrap();
+    assert!(
+        mf.iter()
+            .any(|e| e["subresource"] == "status" && e["operation"] == "Update"),
+        "{mf:?}"
+    );
+    assert!(
+        mf.iter()
+            .any(|e| e.get("subresource").is_none() && e["operation"] == "Update"),
+        "{mf:?}"
     );
     let (code, scale) = s.req(Method::GET, &format!("{base}/web/scale"), None).await;
     assert_eq!(code, 200);

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::node::{alive, exec_in_pod_net, pids_with_ip};
+use support::node::alive;
 use support::{eventually, example, Cluster, Layout};
 
 /// What `kubectl get pods -o json` says about one pod.
@@ -148,7 +148,7 @@ spec:
 /// same pod IP, a new process.
 fn killed_container_restarts(c: &Cluster) {
     let pod = wait_ready(c, "app=envdump", 1, Duration::from_secs(5)).remove(0);
-    let before = pids_with_ip(&pod.ip);
+    let before = c.pod_pids(&pod.ip);
     assert_eq!(before.len(), 1, "one process in pod {}: {before:?}", pod.name);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(before[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
     let after = eventually("the pod restarted its container", Duration::from_secs(15), || {
@@ -159,7 +159,7 @@ fn killed_container_restarts(c: &Cluster) {
     let row = pod_row(c, &pod.name);
     assert_eq!(row[1..4], ["1/1", "Running", "1"], "kubectl get pod: {row:?}");
     let now = eventually("a new container process", Duration::from_secs(5), || {
-        let p = pids_with_ip(&pod.ip);
+        let p = c.pod_pids(&pod.ip);
         (!p.is_empty() && !p.contains(&before[0])).then_some(p)
     });
     assert!(!alive(before[0]), "killed process {} is gone; now {now:?}", before[0]);
@@ -319,7 +319,7 @@ fn three_nodes_spread_route_and_clean_up() {
     let (from, to) = (on(1), on(3));
     let url = format!("http://{}:8080/hostname", to.ip);
     let answer = eventually(&format!("{url} from pod {}", from.name), Duration::from_secs(10), || {
-        let out = exec_in_pod_net(&from.ip, &["curl", "-s", "--max-time", "3", &url]);
+        let out = c.exec_in_pod_net(&from.ip, &["curl", "-s", "--max-time", "3", &url]);
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
     });
     assert_eq!(answer.trim(), to.name);
@@ -338,7 +338,7 @@ fn three_nodes_spread_route_and_clean_up() {
     }
 
     // Ctrl-C: the agents stop their pods and every namespace goes away.
-    let pids: Vec<i32> = pods.iter().flat_map(|p| pids_with_ip(&p.ip)).collect();
+    let pids: Vec<i32> = pods.iter().flat_map(|p| c.pod_pids(&p.ip)).collect();
     assert_eq!(pids.len(), 6, "one process per pod: {pids:?}");
     assert!(!c.leftover_namespaces().is_empty());
     let status = c.stop().unwrap();
@@ -363,7 +363,7 @@ fn ctrl_c_cleans_up_and_the_same_data_dir_brings_the_cluster_back() {
     c.apply_file(&example("nginx-service-nodeport.yaml"));
     let before = nginx_runs(&c);
     let svc_before = c.kubectl(&["get", "svc", "nginx-service-nodeport", "--no-headers"]);
-    let pids: Vec<i32> = before.iter().flat_map(|p| pids_with_ip(&p.ip)).collect();
+    let pids: Vec<i32> = before.iter().flat_map(|p| c.pod_pids(&p.ip)).collect();
     assert!(pids.len() >= 2, "nginx processes of both pods: {pids:?}");
     assert_eq!(c.leftover_namespaces().len(), 2, "one namespace per pod");
     assert!(node_state(&c, &["-o", "link"]).contains("portico0"), "the pod bridge exists");

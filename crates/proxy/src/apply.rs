@@ -19,16 +19,87 @@ use crate::ProxyError;
 /// last map reference).
 pub const DELETE_DELAY: Duration = Duration::from_secs(1);
 
+/// One transaction the proxier wants applied, typed: the `nft` applier
+/// prints it ([`Txn::script`]), the netlink one encodes it.
+#[derive(Debug)]
+pub enum Txn<'a> {
+    /// Recreate the whole table.
+    Full {
+        /// The node-level skeleton.
+        base: &'a Base,
+        /// Every Service's plan.
+        plans: Vec<&'a ServicePlan>,
+    },
+    /// Change what `diff` says, then delete chains and sets flushed by an earlier sync.
+    Incremental {
+        /// The changes.
+        diff: &'a Diff,
+        /// Chains to delete.
+        delete_chains: &'a [String],
+        /// Sets to delete.
+        delete_sets: &'a [String],
+    },
+    /// Remove the table (no error when absent).
+    DeleteTable,
+}
+
+impl Txn<'_> {
+    /// The transaction as an `nft -f` script.
+    pub fn script(&self) -> String {
+        match self {
+            Txn::Full { base, plans } => render_full(base, plans.iter().copied()),
+            Txn::Incremental {
+                diff,
+                delete_chains,
+                delete_sets,
+            } => {
+                let mut s = diff.script();
+                s.push_str(&render_deletes(delete_chains, delete_sets));
+                s
+            }
+            Txn::DeleteTable => format!("add table ip {TABLE}\ndelete table ip {TABLE}\n"),
+        }
+    }
+
+    /// Whether the transaction changes nothing.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Txn::Incremental {
+                diff,
+                delete_chains,
+                delete_sets,
+            } => diff.is_empty() && delete_chains.is_empty() && delete_sets.is_empty(),
+            Txn::Full { .. } | Txn::DeleteTable => false,
+        }
+    }
+}
+
 /// Runs one nftables transaction.
 pub trait Nft: Send {
     /// Applies `script` atomically (all or nothing).
     fn apply(&mut self, script: &str) -> Result<(), ProxyError>;
+
+    /// Applies `txn` atomically (all or nothing). By default as a script
+    /// through [`Nft::apply`]; the netlink applier encodes it directly.
+    fn apply_txn(&mut self, txn: &Txn<'_>) -> Result<(), ProxyError> {
+        self.apply(&txn.script())
+    }
 }
 
 /// Deletes conntrack entries.
 pub trait Conntrack: Send {
     /// Deletes UDP entries matching `flow`.
     fn delete_udp(&mut self, flow: &UdpFlow) -> Result<(), ProxyError>;
+}
+
+impl<T: Nft + ?Sized> Nft for Box<T> {
+    fn apply(&mut self, script: &str) -> Result<(), ProxyError> {
+        (**self).apply(script)
+    }
+
+    fn apply_txn(&mut self, txn: &Txn<'_>) -> Result<(), ProxyError> {
+        (**self).apply_txn(txn)
+    }
 }
 
 /// [`Nft`] through the `nft` command (`nft -f -`), in the caller's netns.
@@ -249,10 +320,13 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
             .map(|(s, _)| s.clone())
             .collect();
 
-        let mut script = diff.script();
-        script.push_str(&render_deletes(&del_chains, &del_sets));
-        if !script.is_empty() {
-            if let Err(e) = self.nft.apply(&script) {
+        let txn = Txn::Incremental {
+            diff: &diff,
+            delete_chains: &del_chains,
+            delete_sets: &del_sets,
+        };
+        if !txn.is_empty() {
+            if let Err(e) = self.nft.apply_txn(&txn) {
                 self.needs_full = true;
                 return Err(e);
             }
@@ -290,8 +364,11 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         &mut self,
         desired: &BTreeMap<String, Arc<ServicePlan>>,
     ) -> Result<SyncStats, ProxyError> {
-        let script = render_full(&self.base, desired.values().map(|p| &**p));
-        self.nft.apply(&script)?;
+        let txn = Txn::Full {
+            base: &self.base,
+            plans: desired.values().map(|p| &**p).collect(),
+        };
+        self.nft.apply_txn(&txn)?;
         let mut flushes: Vec<UdpFlow> = Vec::new();
         for (key, new) in desired {
             let old = self.applied.get(key);
@@ -330,5 +407,5 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
 
 /// Removes the table from the current network namespace (no error when absent).
 pub fn delete_table(nft: &mut dyn Nft) -> Result<(), ProxyError> {
-    nft.apply(&format!("add table ip {TABLE}\ndelete table ip {TABLE}\n"))
+    nft.apply_txn(&Txn::DeleteTable)
 }

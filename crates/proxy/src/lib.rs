@@ -9,6 +9,9 @@ pub mod cache;
 pub mod health;
 pub mod metrics;
 pub mod model;
+pub mod netlink;
+pub mod nl;
+pub mod nlexpr;
 pub mod plan;
 pub mod render;
 mod syncloop;
@@ -26,7 +29,8 @@ use kube::runtime::WatchStreamExt;
 use kube::Api;
 use prometheus_client::registry::Registry;
 
-pub use crate::apply::{Conntrack, ConntrackCli, Nft, NftCli, Proxier, SyncStats};
+pub use crate::apply::{Conntrack, ConntrackCli, Nft, NftCli, Proxier, SyncStats, Txn};
+pub use crate::netlink::NftNetlink;
 pub use crate::metrics::ProxyMetrics;
 use crate::plan::Base;
 
@@ -49,6 +53,9 @@ pub enum ProxyError {
     /// `nft` rejected a transaction.
     #[error("nft: {0}")]
     Nft(String),
+    /// The kernel rejected a netlink transaction, or the socket failed.
+    #[error("nf_tables netlink: {0}")]
+    Netlink(String),
     /// The configuration cannot be used.
     #[error("invalid proxy configuration: {0}")]
     Config(String),

@@ -22,6 +22,10 @@ use crate::model::{Endpoint, Proto, SvcPort};
 pub const TABLE: &str = "portico";
 /// Packet mark bit asking for masquerade in postrouting.
 pub const MASQ_MARK: &str = "0x4000";
+/// [`MASQ_MARK`] as a number.
+pub const MASQ_MARK_BIT: u32 = 0x4000;
+/// The base chain that sets [`MASQ_MARK`].
+pub const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 
 /// Verdict maps and sets of the base table whose elements Services own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -60,8 +64,8 @@ impl Map {
     ];
 }
 
-/// One rule of a regular chain. The endpoint choice, which makes up most of
-/// a large table, is kept compact; everything else is nft text.
+/// One rule of a regular chain, typed so that both appliers can program it:
+/// the `nft` one prints it (`Display`), the netlink one encodes expressions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
     /// `[numgen random mod M 0] meta l4proto P dnat to IP:PORT` (`modulo` 0: no gate).
@@ -75,8 +79,89 @@ pub enum Rule {
         /// Endpoint port.
         port: u16,
     },
-    /// Any other rule, as nft syntax.
-    Text(String),
+    /// Every match must hold, then the verdict applies.
+    Match {
+        /// Conditions, in order.
+        matches: Vec<Match>,
+        /// What happens when they all hold.
+        verdict: Verdict,
+    },
+    /// `update @SET { ip saddr }`: remember the client in a timed set.
+    UpdateSaddr {
+        /// Set name.
+        set: String,
+    },
+}
+
+/// One condition of a [`Rule::Match`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `ip daddr IP`.
+    Daddr(Ipv4Addr),
+    /// `PROTO dport PORT`.
+    Dport(Proto, u16),
+    /// `ip saddr NET`.
+    SaddrIn(Ipv4Net),
+    /// `ip saddr != NET`.
+    SaddrNotIn(Ipv4Net),
+    /// `ip saddr @SET`.
+    SaddrInSet(String),
+    /// `fib saddr type local`.
+    FibSaddrLocal,
+    /// `numgen random mod M 0`.
+    Numgen(u32),
+}
+
+/// The verdict of a [`Rule::Match`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `jump CHAIN`.
+    Jump(String),
+    /// `goto CHAIN`.
+    Goto(String),
+    /// `return`.
+    Return,
+    /// `drop`.
+    Drop,
+}
+
+impl Rule {
+    /// A rule without conditions.
+    pub fn verdict(verdict: Verdict) -> Rule {
+        Rule::Match {
+            matches: Vec::new(),
+            verdict,
+        }
+    }
+
+    fn when(matches: Vec<Match>, verdict: Verdict) -> Rule {
+        Rule::Match { matches, verdict }
+    }
+}
+
+impl std::fmt::Display for Match {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Match::Daddr(ip) => write!(f, "ip daddr {ip}"),
+            Match::Dport(proto, port) => write!(f, "{} dport {port}", proto.nft()),
+            Match::SaddrIn(net) => write!(f, "ip saddr {net}"),
+            Match::SaddrNotIn(net) => write!(f, "ip saddr != {net}"),
+            Match::SaddrInSet(set) => write!(f, "ip saddr @{set}"),
+            Match::FibSaddrLocal => f.write_str("fib saddr type local"),
+            Match::Numgen(m) => write!(f, "numgen random mod {m} 0"),
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Jump(c) => write!(f, "jump {c}"),
+            Verdict::Goto(c) => write!(f, "goto {c}"),
+            Verdict::Return => f.write_str("return"),
+            Verdict::Drop => f.write_str("drop"),
+        }
+    }
 }
 
 impl std::fmt::Display for Rule {
@@ -93,21 +178,20 @@ impl std::fmt::Display for Rule {
                 }
                 write!(f, "meta l4proto {} dnat to {ip}:{port}", proto.nft())
             }
-            Rule::Text(t) => f.write_str(t),
+            Rule::Match { matches, verdict } => {
+                for m in matches {
+                    write!(f, "{m} ")?;
+                }
+                write!(f, "{verdict}")
+            }
+            Rule::UpdateSaddr { set } => write!(f, "update @{set} {{ ip saddr }}"),
         }
     }
 }
 
-impl From<String> for Rule {
-    fn from(s: String) -> Rule {
-        Rule::Text(s)
-    }
-}
-
-impl From<&str> for Rule {
-    fn from(s: &str) -> Rule {
-        Rule::Text(s.to_string())
-    }
+/// Declaration of a ClientIP affinity set with this timeout (seconds).
+pub fn affinity_set_decl(timeout: u32) -> String {
+    format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;")
 }
 
 /// A UDP flow selector whose conntrack entries must go when endpoints change.
@@ -138,8 +222,8 @@ pub struct HealthCheck {
 pub struct ServicePlan {
     /// Regular chains and their rules.
     pub chains: BTreeMap<String, Vec<Rule>>,
-    /// Affinity sets (name → declaration body).
-    pub sets: BTreeMap<String, String>,
+    /// ClientIP affinity sets (name → timeout in seconds).
+    pub sets: BTreeMap<String, u32>,
     /// Map elements: (map, key) → value.
     pub elements: BTreeMap<(Map, String), String>,
     /// Endpoint IPs that need the hairpin masquerade.
@@ -194,6 +278,11 @@ fn port_base(p: &SvcPort) -> String {
     )
 }
 
+/// A map element value jumping to `chain` for good.
+fn goto(chain: &str) -> String {
+    format!("goto {chain}")
+}
+
 fn named(prefix: &str, base: &str) -> String {
     format!("{prefix}-{}-{base}", hash8(base))
 }
@@ -236,13 +325,13 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         for ip in std::iter::once(p.cluster_ip).chain(external_vips.iter().copied()) {
             plan.elements.insert(
                 (Map::NoEndpointServices, vip_key(ip)),
-                "goto reject-chain".into(),
+                goto("reject-chain"),
             );
         }
         if let Some(np) = p.node_port {
             plan.elements.insert(
                 (Map::NoEndpointNodeports, format!("{proto} . {np}")),
-                "goto reject-chain".into(),
+                goto("reject-chain"),
             );
         }
         return;
@@ -302,11 +391,14 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
     // Cluster chain: off-cluster sources reaching the ClusterIP directly get
     // masqueraded so replies come back through this node.
     if uses_cluster {
-        let mut rules: Vec<Rule> = vec![format!(
-            "ip daddr {} {proto} dport {} ip saddr != {} jump mark-for-masquerade",
-            p.cluster_ip, p.port, base.cluster_cidr
-        )
-        .into()];
+        let mut rules: Vec<Rule> = vec![Rule::when(
+            vec![
+                Match::Daddr(p.cluster_ip),
+                Match::Dport(p.proto, p.port),
+                Match::SaddrNotIn(base.cluster_cidr),
+            ],
+            Verdict::Jump(MARK_FOR_MASQUERADE.into()),
+        )];
         rules.extend(select(p, &pbase, &cluster, plan));
         plan.chains.insert(svc_chain.clone(), rules);
     }
@@ -314,7 +406,7 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         let rules = if local.is_empty() {
             // Local policy and no endpoint here: drop (not reject), so
             // load balancers health-checking this node see it as down.
-            vec!["drop".into()]
+            vec![Rule::verdict(Verdict::Drop)]
         } else {
             select(p, &pbase, &local, plan)
         };
@@ -328,33 +420,39 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
     };
     plan.elements.insert(
         (Map::ServiceIps, vip_key(p.cluster_ip)),
-        format!("goto {internal_target}"),
+        goto(internal_target),
     );
 
     if p.has_external() {
         let rules = if p.external_local {
             vec![
                 // Pods and the node itself are not "external": they may use any endpoint.
-                format!("ip saddr {} goto {svc_chain}", base.cluster_cidr).into(),
-                "fib saddr type local jump mark-for-masquerade".into(),
-                format!("fib saddr type local goto {svc_chain}").into(),
-                format!("goto {local_chain}").into(),
+                Rule::when(
+                    vec![Match::SaddrIn(base.cluster_cidr)],
+                    Verdict::Goto(svc_chain.clone()),
+                ),
+                Rule::when(
+                    vec![Match::FibSaddrLocal],
+                    Verdict::Jump(MARK_FOR_MASQUERADE.into()),
+                ),
+                Rule::when(vec![Match::FibSaddrLocal], Verdict::Goto(svc_chain.clone())),
+                Rule::verdict(Verdict::Goto(local_chain.clone())),
             ]
         } else {
             vec![
-                "jump mark-for-masquerade".into(),
-                format!("goto {svc_chain}").into(),
+                Rule::verdict(Verdict::Jump(MARK_FOR_MASQUERADE.into())),
+                Rule::verdict(Verdict::Goto(svc_chain.clone())),
             ]
         };
         plan.chains.insert(ext_chain.clone(), rules);
         for ip in &external_vips {
             plan.elements
-                .insert((Map::ServiceIps, vip_key(*ip)), format!("goto {ext_chain}"));
+                .insert((Map::ServiceIps, vip_key(*ip)), goto(&ext_chain));
         }
         if let Some(np) = p.node_port {
             plan.elements.insert(
                 (Map::ServiceNodeports, format!("{proto} . {np}")),
-                format!("goto {ext_chain}"),
+                goto(&ext_chain),
             );
         }
         if !p.source_ranges.is_empty() && !p.lb_ips.is_empty() {
@@ -362,13 +460,13 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
             let mut rules: Vec<Rule> = p
                 .source_ranges
                 .iter()
-                .map(|r| format!("ip saddr {r} return").into())
+                .map(|r| Rule::when(vec![Match::SaddrIn(*r)], Verdict::Return))
                 .collect();
-            rules.push("drop".into());
+            rules.push(Rule::verdict(Verdict::Drop));
             plan.chains.insert(fw_chain.clone(), rules);
             for ip in &p.lb_ips {
                 plan.elements
-                    .insert((Map::FirewallIps, vip_key(*ip)), format!("goto {fw_chain}"));
+                    .insert((Map::FirewallIps, vip_key(*ip)), goto(&fw_chain));
             }
         }
     }
@@ -404,14 +502,11 @@ fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -
         let ebase = format!("{pbase}__{}/{}", e.ip, e.port);
         let ep_chain = named("endpoint", &ebase);
         let set = named("affinity", &ebase);
-        plan.sets.insert(
-            set.clone(),
-            format!("type ipv4_addr; flags dynamic,timeout; timeout {timeout}s;"),
-        );
+        plan.sets.insert(set.clone(), timeout);
         plan.chains.insert(
             ep_chain.clone(),
             vec![
-                format!("update @{set} {{ ip saddr }}").into(),
+                Rule::UpdateSaddr { set: set.clone() },
                 Rule::Pick {
                     modulo: 0,
                     proto: p.proto,
@@ -420,12 +515,15 @@ fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -
                 },
             ],
         );
-        checks.push(format!("ip saddr @{set} goto {ep_chain}").into());
+        checks.push(Rule::when(
+            vec![Match::SaddrInSet(set)],
+            Verdict::Goto(ep_chain.clone()),
+        ));
         let gate = match modulo(i) {
-            0 => String::new(),
-            m => format!("numgen random mod {m} 0 "),
+            0 => vec![],
+            m => vec![Match::Numgen(m)],
         };
-        picks.push(format!("{gate}goto {ep_chain}").into());
+        picks.push(Rule::when(gate, Verdict::Goto(ep_chain)));
     }
     checks.extend(picks);
     checks

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use crate::plan::{Base, Map, ServicePlan, MASQ_MARK, TABLE};
+use crate::plan::{affinity_set_decl, Base, Map, Rule, ServicePlan, MASQ_MARK, TABLE};
 
 /// The fixed part of the table: maps, base chains and dispatch chains.
 pub fn render_base(base: &Base) -> String {
@@ -169,8 +169,8 @@ pub fn render_full<'a>(
     // rules; the block syntax parses faster than one command per rule.
     let _ = writeln!(out, "table ip {TABLE} {{");
     for plan in plans.clone() {
-        for (name, decl) in &plan.sets {
-            let _ = writeln!(out, "\tset {name} {{ {decl} }}");
+        for (name, timeout) in &plan.sets {
+            let _ = writeln!(out, "\tset {name} {{ {} }}", affinity_set_decl(*timeout));
         }
         for name in plan.chains.keys() {
             let _ = writeln!(out, "\tchain {name} {{ }}");
@@ -222,8 +222,12 @@ pub fn render_full<'a>(
 /// readable form used by snapshot tests and logs.
 pub fn render_service(plan: &ServicePlan) -> String {
     let mut out = String::new();
-    for (name, decl) in &plan.sets {
-        let _ = writeln!(out, "add set ip {TABLE} {name} {{ {decl} }}");
+    for (name, timeout) in &plan.sets {
+        let _ = writeln!(
+            out,
+            "add set ip {TABLE} {name} {{ {} }}",
+            affinity_set_decl(*timeout)
+        );
     }
     for name in plan.chains.keys() {
         let _ = writeln!(out, "add chain ip {TABLE} {name}");
@@ -246,23 +250,29 @@ pub fn render_service(plan: &ServicePlan) -> String {
     out
 }
 
-/// Sections of an incremental transaction, in the order the kernel needs
-/// them: objects exist before anything refers to them, element deletes come
-/// before adds (a key may move from one Service to another in one batch), and
-/// chains that lost all references are flushed last.
+/// An incremental transaction, typed (both appliers consume it). Sections
+/// go to the kernel in this order: objects exist before anything refers to
+/// them, element deletes come before adds (a key may move from one Service to
+/// another in one batch), and chains that lost all references are flushed last.
 #[derive(Debug, Default)]
 pub struct Diff {
-    /// `add set` / `add chain`.
-    pub create: String,
-    /// `flush chain` + `add rule`.
-    pub rules: String,
-    /// `delete element`.
-    pub delete_elements: String,
-    /// `add element`.
-    pub add_elements: String,
-    /// `flush chain` of chains that went away.
-    pub flush_removed: String,
-    /// Chains now empty and unreferenced (to delete in a later transaction).
+    /// New affinity sets (name, timeout in seconds).
+    pub new_sets: Vec<(String, u32)>,
+    /// New chains (created, then flushed: they may still exist, flushed,
+    /// waiting for deferred deletion).
+    pub new_chains: Vec<String>,
+    /// Chains whose rules are replaced (flush, then add these rules).
+    pub rewrite: Vec<(String, Vec<Rule>)>,
+    /// Map elements to delete: (map, key).
+    pub delete_elements: Vec<(Map, String)>,
+    /// Map elements to add: (map, key, value).
+    pub add_elements: Vec<(Map, String, String)>,
+    /// Hairpin pairs to delete.
+    pub hairpin_delete: Vec<Ipv4Addr>,
+    /// Hairpin pairs to add.
+    pub hairpin_add: Vec<Ipv4Addr>,
+    /// Chains now empty and unreferenced: flushed now, deleted in a later
+    /// transaction.
     pub removed_chains: Vec<String>,
     /// Sets no longer referenced (to delete in a later transaction).
     pub removed_sets: Vec<String>,
@@ -271,70 +281,87 @@ pub struct Diff {
 impl Diff {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.create.is_empty()
-            && self.rules.is_empty()
+        self.new_sets.is_empty()
+            && self.new_chains.is_empty()
+            && self.rewrite.is_empty()
             && self.delete_elements.is_empty()
             && self.add_elements.is_empty()
-            && self.flush_removed.is_empty()
+            && self.hairpin_delete.is_empty()
+            && self.hairpin_add.is_empty()
+            && self.removed_chains.is_empty()
     }
 
-    /// The transaction text.
+    /// The transaction as `nft -f` text.
     pub fn script(&self) -> String {
-        [
-            &self.create,
-            &self.rules,
-            &self.delete_elements,
-            &self.add_elements,
-            &self.flush_removed,
-        ]
-        .into_iter()
-        .map(String::as_str)
-        .collect()
+        let mut out = String::new();
+        for (name, timeout) in &self.new_sets {
+            let _ = writeln!(
+                out,
+                "add set ip {TABLE} {name} {{ {} }}",
+                affinity_set_decl(*timeout)
+            );
+        }
+        for name in &self.new_chains {
+            let _ = writeln!(out, "add chain ip {TABLE} {name}");
+        }
+        for (name, rules) in &self.rewrite {
+            let _ = writeln!(out, "flush chain ip {TABLE} {name}");
+            for r in rules {
+                let _ = writeln!(out, "add rule ip {TABLE} {name} {r}");
+            }
+        }
+        for (map, key) in &self.delete_elements {
+            let _ = writeln!(
+                out,
+                "delete element ip {TABLE} {} {{ {key} }}",
+                map.name()
+            );
+        }
+        for ip in &self.hairpin_delete {
+            let _ = writeln!(out, "delete element ip {TABLE} hairpin {{ {ip} . {ip} }}");
+        }
+        for (map, key, value) in &self.add_elements {
+            let _ = writeln!(
+                out,
+                "add element ip {TABLE} {} {{ {key} : {value} }}",
+                map.name()
+            );
+        }
+        for ip in &self.hairpin_add {
+            let _ = writeln!(out, "add element ip {TABLE} hairpin {{ {ip} . {ip} }}");
+        }
+        for name in &self.removed_chains {
+            let _ = writeln!(out, "flush chain ip {TABLE} {name}");
+        }
+        out
     }
 
     /// Adds the changes from `old` to `new` of one Service.
     pub fn service(&mut self, old: &ServicePlan, new: &ServicePlan) {
-        for (name, decl) in &new.sets {
+        for (name, timeout) in &new.sets {
             if !old.sets.contains_key(name) {
-                let _ = writeln!(self.create, "add set ip {TABLE} {name} {{ {decl} }}");
+                self.new_sets.push((name.clone(), *timeout));
             }
         }
         for (name, rules) in &new.chains {
             match old.chains.get(name) {
                 Some(old_rules) if old_rules == rules => continue,
-                Some(_) => {
-                    let _ = writeln!(self.rules, "flush chain ip {TABLE} {name}");
-                }
-                None => {
-                    let _ = writeln!(self.create, "add chain ip {TABLE} {name}");
-                    // It may still exist, flushed, waiting for deferred deletion.
-                    let _ = writeln!(self.rules, "flush chain ip {TABLE} {name}");
-                }
+                Some(_) => {}
+                None => self.new_chains.push(name.clone()),
             }
-            for r in rules {
-                let _ = writeln!(self.rules, "add rule ip {TABLE} {name} {r}");
-            }
+            self.rewrite.push((name.clone(), rules.clone()));
         }
         for ((map, key), value) in &old.elements {
             if new.elements.get(&(*map, key.clone())) != Some(value) {
-                let _ = writeln!(
-                    self.delete_elements,
-                    "delete element ip {TABLE} {} {{ {key} }}",
-                    map.name()
-                );
+                self.delete_elements.push((*map, key.clone()));
             }
         }
         for ((map, key), value) in &new.elements {
             if old.elements.get(&(*map, key.clone())) != Some(value) {
-                let _ = writeln!(
-                    self.add_elements,
-                    "add element ip {TABLE} {} {{ {key} : {value} }}",
-                    map.name()
-                );
+                self.add_elements.push((*map, key.clone(), value.clone()));
             }
         }
         for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
-            let _ = writeln!(self.flush_removed, "flush chain ip {TABLE} {name}");
             self.removed_chains.push(name.clone());
         }
         self.removed_sets.extend(
@@ -347,18 +374,8 @@ impl Diff {
 
     /// Hairpin pair changes (computed over all Services by the caller).
     pub fn hairpin(&mut self, added: &[Ipv4Addr], removed: &[Ipv4Addr]) {
-        for ip in removed {
-            let _ = writeln!(
-                self.delete_elements,
-                "delete element ip {TABLE} hairpin {{ {ip} . {ip} }}"
-            );
-        }
-        for ip in added {
-            let _ = writeln!(
-                self.add_elements,
-                "add element ip {TABLE} hairpin {{ {ip} . {ip} }}"
-            );
-        }
+        self.hairpin_delete.extend_from_slice(removed);
+        self.hairpin_add.extend_from_slice(added);
     }
 }
 

@@ -1,6 +1,7 @@
-//! Kernel tests: the rendered ruleset programmed with `nft` into a node
-//! namespace of a throwaway topology (client ↔ node ↔ two pods), checked
-//! with real traffic. They need root (to create namespaces) and skip without it.
+//! Kernel tests: the planned ruleset programmed into a node namespace of a
+//! throwaway topology (client ↔ node ↔ two pods), checked with real traffic,
+//! once through each applier (`nft` text and netlink). They need root (to
+//! create namespaces) and skip without it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -15,17 +16,31 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use netns::*;
 use portico_proxy::plan::{Base, ServicePlan};
-use portico_proxy::{ConntrackCli, NftCli, Proxier};
+use portico_proxy::{ConntrackCli, Nft, NftCli, NftNetlink, Proxier};
 use serde_json::json;
 
-type P = Proxier<NftCli, ConntrackCli>;
+type P = Proxier<Box<dyn Nft>, ConntrackCli>;
 
-fn proxier(t: &Topology) -> P {
-    Proxier::new(
-        NftCli { prefix: t.prefix() },
-        ConntrackCli { prefix: t.prefix() },
-        base(),
-    )
+/// Which applier programs the kernel.
+#[derive(Debug, Clone, Copy)]
+enum Applier {
+    Cli,
+    Netlink,
+}
+
+fn applier(t: &Topology, a: Applier) -> Box<dyn Nft> {
+    match a {
+        Applier::Cli => Box::new(NftCli { prefix: t.prefix() }),
+        Applier::Netlink => Box::new(NftNetlink::open_in_netns(&t.node).unwrap()),
+    }
+}
+
+fn proxier(t: &Topology, a: Applier) -> P {
+    proxier_with(t, a, base())
+}
+
+fn proxier_with(t: &Topology, a: Applier, b: Base) -> P {
+    Proxier::new(applier(t, a), ConntrackCli { prefix: t.prefix() }, b)
 }
 
 /// Plans `services` as node `node` sees them and syncs every one of them.
@@ -79,14 +94,13 @@ macro_rules! require_root {
     };
 }
 
-#[test]
-fn nodeport_and_cluster_ip_balance_across_two_backends_and_restart_converges() {
+fn nodeport_and_cluster_ip_balance_across_two_backends_and_restart_converges(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
     let s = nodeport_svc(80, 30080, json!({}));
     let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     let stats = program(&mut p, "node-a", &base(), &[(&s, &slices)]);
     assert!(stats.full);
 
@@ -103,7 +117,7 @@ fn nodeport_and_cluster_ip_balance_across_two_backends_and_restart_converges() {
 
     // A restarted proxy (fresh state, full sync) programs the same ruleset.
     let before = t.list_table();
-    let mut restarted = proxier(&t);
+    let mut restarted = proxier(&t, a);
     assert!(program(&mut restarted, "node-a", &base(), &[(&s, &slices)]).full);
     assert_eq!(before, t.list_table());
     // Re-planning unchanged input changes nothing.
@@ -111,14 +125,13 @@ fn nodeport_and_cluster_ip_balance_across_two_backends_and_restart_converges() {
     assert_eq!((stats.full, stats.changed_services), (false, 0));
 }
 
-#[test]
-fn pods_keep_their_source_ip_and_hairpin_is_masqueraded() {
+fn pods_keep_their_source_ip_and_hairpin_is_masqueraded(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
     let s = nodeport_svc(80, 30080, json!({}));
     let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(&mut p, "node-a", &base(), &[(&s, &slices)]);
     let bodies = http_many(&t.pod_a, addr("10.96.0.30:80"), 40);
     assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]), "{bodies:?}");
@@ -133,30 +146,28 @@ fn pods_keep_their_source_ip_and_hairpin_is_masqueraded() {
     }
 }
 
-#[test]
-fn established_connections_survive_a_restart_full_sync() {
+fn established_connections_survive_a_restart_full_sync(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
     let s = nodeport_svc(80, 30080, json!({}));
     let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(&mut p, "node-a", &base(), &[(&s, &slices)]);
     let mut conn = Conn::open(&t.client, addr(&format!("{NODE_IP}:30080")));
     let first = conn.ask("ECHO 1");
     let pod = first.split(' ').next().unwrap().to_string();
     // A restarted agent recreates the table in one transaction.
-    let mut restarted = proxier(&t);
+    let mut restarted = proxier(&t, a);
     assert!(program(&mut restarted, "node-a", &base(), &[(&s, &slices)]).full);
     assert_eq!(conn.ask("ECHO 2"), format!("{pod} ECHO 2"));
 }
 
-#[test]
-fn service_without_endpoints_refuses_at_once() {
+fn service_without_endpoints_refuses_at_once(a: Applier) {
     require_root!();
     let t = Topology::new();
     let s = nodeport_svc(80, 30080, json!({}));
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(&mut p, "node-a", &base(), &[(&s, &[])]);
     for (ns, target) in [
         (&t.client, format!("{NODE_IP}:30080")),
@@ -177,8 +188,7 @@ fn service_without_endpoints_refuses_at_once() {
     }
 }
 
-#[test]
-fn external_traffic_policy_local_keeps_client_ip_and_other_nodes_drop() {
+fn external_traffic_policy_local_keeps_client_ip_and_other_nodes_drop(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
@@ -188,7 +198,7 @@ fn external_traffic_policy_local_keeps_client_ip_and_other_nodes_drop() {
         json!({"externalTrafficPolicy": "Local", "healthCheckNodePort": 32000}),
     );
     let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(&mut p, "node-a", &base(), &[(&s, &slices)]);
     let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 20);
     // Only the local pod serves, and it sees the real client address.
@@ -214,14 +224,13 @@ fn external_traffic_policy_local_keeps_client_ip_and_other_nodes_drop() {
     assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]));
 }
 
-#[test]
-fn client_ip_affinity_sticks_and_none_spreads_again() {
+fn client_ip_affinity_sticks_and_none_spreads_again(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
     let sticky = nodeport_svc(80, 30080, json!({"sessionAffinity": "ClientIP"}));
     let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(&mut p, "node-a", &base(), &[(&sticky, &slices)]);
     let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 30);
     assert_eq!(names(&bodies).len(), 1, "{bodies:?}");
@@ -231,8 +240,7 @@ fn client_ip_affinity_sticks_and_none_spreads_again() {
     assert_eq!(names(&bodies), set(&["pod-a", "pod-b"]), "{bodies:?}");
 }
 
-#[test]
-fn udp_node_port_reaches_both_backends() {
+fn udp_node_port_reaches_both_backends(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
@@ -242,7 +250,7 @@ fn udp_node_port_reaches_both_backends() {
                "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080, "nodePort": 30053}]}),
     );
     let slices = [slice("web", &pods(), &[("", 8080, "UDP")])];
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(&mut p, "node-a", &base(), &[(&s, &slices)]);
     let mut seen = BTreeSet::new();
     for _ in 0..40 {
@@ -257,8 +265,7 @@ fn udp_node_port_reaches_both_backends() {
     assert_eq!(seen, set(&["pod-a", "pod-b"]));
 }
 
-#[test]
-fn removing_a_udp_endpoint_deletes_its_conntrack_entries() {
+fn removing_a_udp_endpoint_deletes_its_conntrack_entries(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
@@ -267,7 +274,7 @@ fn removing_a_udp_endpoint_deletes_its_conntrack_entries() {
         json!({"type": "NodePort", "clusterIP": "10.96.0.30",
                "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080, "nodePort": 30053}]}),
     );
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(
         &mut p,
         "node-a",
@@ -306,8 +313,7 @@ fn removing_a_udp_endpoint_deletes_its_conntrack_entries() {
     assert!(answer.starts_with(other), "{answer}");
 }
 
-#[test]
-fn incremental_changes_take_effect() {
+fn incremental_changes_take_effect(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
@@ -317,7 +323,7 @@ fn incremental_changes_take_effect() {
         &[(POD_A, "node-a", true)],
         &[("", 8080, "TCP")],
     )];
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(&mut p, "node-a", &base(), &[(&s, &one)]);
     let bodies = http_many(&t.client, addr(&format!("{NODE_IP}:30080")), 10);
     assert_eq!(names(&bodies), set(&["pod-a"]));
@@ -372,8 +378,7 @@ fn incremental_changes_take_effect() {
     );
 }
 
-#[test]
-fn load_balancer_source_ranges_filter_clients() {
+fn load_balancer_source_ranges_filter_clients(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
@@ -388,7 +393,7 @@ fn load_balancer_source_ranges_filter_clients() {
         )
     };
     let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
     program(
         &mut p,
         "node-a",
@@ -414,8 +419,7 @@ fn load_balancer_source_ranges_filter_clients() {
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
 }
 
-#[test]
-fn nodeport_addresses_limit_which_addresses_serve() {
+fn nodeport_addresses_limit_which_addresses_serve(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
@@ -424,11 +428,7 @@ fn nodeport_addresses_limit_which_addresses_serve() {
     // Only the pod-bridge address serves NodePorts; the client-facing one does not.
     let mut b = base();
     b.nodeport_addresses = vec!["10.244.1.0/24".parse().unwrap()];
-    let mut p = Proxier::new(
-        NftCli { prefix: t.prefix() },
-        ConntrackCli { prefix: t.prefix() },
-        b.clone(),
-    );
+    let mut p = proxier_with(&t, a, b.clone());
     program(&mut p, "node-a", &b, &[(&s, &slices)]);
     assert!(http_get(
         &t.client,
@@ -446,8 +446,7 @@ fn nodeport_addresses_limit_which_addresses_serve() {
     );
 }
 
-#[test]
-fn type_changes_cluster_ip_node_port_load_balancer_and_back_apply_incrementally() {
+fn type_changes_cluster_ip_node_port_load_balancer_and_back_apply_incrementally(a: Applier) {
     require_root!();
     let mut t = Topology::new();
     t.start_backends(8080);
@@ -469,7 +468,7 @@ fn type_changes_cluster_ip_node_port_load_balancer_and_back_apply_incrementally(
     let nodeport = addr(&format!("{NODE_IP}:30080"));
     let lb_ip = addr("172.18.255.1:80");
     let short = Duration::from_millis(500);
-    let mut p = proxier(&t);
+    let mut p = proxier(&t, a);
 
     program(&mut p, "node-a", &base(), &[(&cluster_ip, &slices)]);
     assert_eq!(names(&http_many(&t.node, addr("10.96.0.30:80"), 20)), both);
@@ -487,3 +486,30 @@ fn type_changes_cluster_ip_node_port_load_balancer_and_back_apply_incrementally(
     assert!(http_get(&t.client, nodeport, short).is_err());
     assert!(http_get(&t.client, lb_ip, short).is_err());
 }
+
+/// Runs each scenario once per applier.
+macro_rules! both_appliers {
+    ($($name:ident),* $(,)?) => {
+        mod nft_cli {
+            $(#[test] fn $name() { super::$name(super::Applier::Cli) })*
+        }
+        mod netlink {
+            $(#[test] fn $name() { super::$name(super::Applier::Netlink) })*
+        }
+    };
+}
+
+both_appliers!(
+    nodeport_and_cluster_ip_balance_across_two_backends_and_restart_converges,
+    pods_keep_their_source_ip_and_hairpin_is_masqueraded,
+    established_connections_survive_a_restart_full_sync,
+    service_without_endpoints_refuses_at_once,
+    external_traffic_policy_local_keeps_client_ip_and_other_nodes_drop,
+    client_ip_affinity_sticks_and_none_spreads_again,
+    udp_node_port_reaches_both_backends,
+    removing_a_udp_endpoint_deletes_its_conntrack_entries,
+    incremental_changes_take_effect,
+    load_balancer_source_ranges_filter_clients,
+    nodeport_addresses_limit_which_addresses_serve,
+    type_changes_cluster_ip_node_port_load_balancer_and_back_apply_incrementally,
+);

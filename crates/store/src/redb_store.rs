@@ -41,6 +41,8 @@ pub struct Options {
     pub history: usize,
     /// Upper bound on the bytes of that history.
     pub history_bytes: usize,
+    /// redb page cache size in bytes.
+    pub cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
         Self {
             history: DEFAULT_HISTORY,
             history_bytes: DEFAULT_HISTORY_BYTES,
+            cache_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -110,7 +113,12 @@ impl RedbStore {
     pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir.as_ref()).map_err(backend)?;
         let path = dir.as_ref().join(DB_FILE);
-        let db = Database::create(&path).map_err(backend)?;
+        // redb's default page cache is 1 GiB; objects are small and reads go
+        // through the OS page cache too, so keep resident memory modest.
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+            .map_err(backend)?;
         // Create the tables once so readers never see them missing.
         let wtx = db.begin_write().map_err(backend)?;
         let revision = {

@@ -17,7 +17,7 @@ use crate::{Event, StoreError};
 pub const DEFAULT_HISTORY: usize = 50_000;
 /// Default cap on the bytes (keys and values) the history holds, so a burst of
 /// large objects cannot grow memory without bound.
-pub const DEFAULT_HISTORY_BYTES: usize = 64 * 1024 * 1024;
+pub const DEFAULT_HISTORY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Batches a watcher may have queued before it is dropped as too slow.
 const WATCHER_QUEUE: usize = 4096;

@@ -29,9 +29,16 @@ pub fn config(dir: &Path, listener: std::net::TcpListener) -> ServerConfig {
 
 pub async fn client_for(kubeconfig: &Path) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .unwrap();
+    let cfg =
+        match kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "{e}: kubeconfig is {:?}",
+                std::fs::read_to_string(kubeconfig)
+            ),
+        };
     kube::Client::try_from(cfg).unwrap()
 }
 

@@ -81,6 +81,34 @@ impl Ctl {
             return Ok(None);
         };
         let uid = d.metadata.uid.clone().unwrap_or_default();
+        let rs_api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
+        // Adopt orphaned ReplicaSets the selector matches (e.g. after an orphan delete and
+        // re-create), as Kubernetes' controller ref manager does.
+        if d.metadata.deletion_timestamp.is_none() {
+            let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            let orphans: Vec<Arc<ReplicaSet>> = self
+                .replicasets
+                .state()
+                .into_iter()
+                .filter(|rs| {
+                    rs.namespace().as_deref() == Some(ns)
+                        && util::controller_ref(&rs.metadata).is_none()
+                        && rs.metadata.deletion_timestamp.is_none()
+                        && !selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                        && util::label_selector_matches(&selector, rs.labels())
+                })
+                .collect();
+            for rs in &orphans {
+                let mut refs = rs.owner_references().to_vec();
+                refs.push(util::controller_owner_ref(&*d));
+                let patch = serde_json::json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.resource_version()}});
+                ignore_not_found(rs_api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+            }
+            if !orphans.is_empty() {
+                // Continue once the cache shows the adoption.
+                return Ok(Some(Duration::from_millis(100)));
+            }
+        }
         let mut rss: Vec<ReplicaSet> = self
             .replicasets
             .state()

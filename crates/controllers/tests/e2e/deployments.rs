@@ -383,3 +383,51 @@ async fn rolling_update_keeps_ready_replicas_then_undo_and_scale() {
     .await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn foreground_and_orphan_deletion_follow_owner_references() {
+    let c = Cluster::start(default_config(), 2).await;
+    let rs_api: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let d: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
+    let count_pods = || {
+        let pods = pods.clone();
+        async move { pods.list(&ListParams::default().labels("app=nginx")).await.map(|l| l.items.len()).unwrap_or(0) }
+    };
+
+    // Foreground: the Deployment stays (with the finalizer) until its dependents are gone.
+    c.apply(NGINX).await;
+    eventually(20, "two pods", || async { (count_pods().await == 2).then_some(()) }).await;
+    let (ok, _, err) = c.kubectl(&["delete", "deployment", "nginx-deployment", "--cascade=foreground", "--wait=false"]).await;
+    assert!(ok, "{err}");
+    eventually(30, "deployment, ReplicaSets and pods gone", || async {
+        let gone = d.get_opt("nginx-deployment").await.ok()?.is_none();
+        let rs = rs_api.list(&ListParams::default()).await.ok()?.items.is_empty();
+        (gone && rs && count_pods().await == 0).then_some(())
+    })
+    .await;
+
+    // Orphan: the ReplicaSet and pods stay, without the owner reference.
+    c.apply(NGINX).await;
+    eventually(20, "two pods again", || async { (count_pods().await == 2).then_some(()) }).await;
+    let (ok, _, err) = c.kubectl(&["delete", "deployment", "nginx-deployment", "--cascade=orphan", "--wait=false"]).await;
+    assert!(ok, "{err}");
+    eventually(30, "deployment gone, ReplicaSet orphaned", || async {
+        let gone = d.get_opt("nginx-deployment").await.ok()?.is_none();
+        let rss = rs_api.list(&ListParams::default()).await.ok()?.items;
+        (gone && rss.len() == 1 && rss[0].owner_references().is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(count_pods().await, 2);
+
+    // Re-creating the Deployment adopts the orphaned ReplicaSet instead of starting over.
+    let orphan = rs_api.list(&ListParams::default()).await.unwrap().items[0].name_any();
+    c.apply(NGINX).await;
+    eventually(20, "ReplicaSet adopted", || async {
+        let rss = rs_api.list(&ListParams::default()).await.ok()?.items;
+        let owner = rss.first()?.owner_references().first()?.kind.clone();
+        (rss.len() == 1 && rss[0].name_any() == orphan && owner == "Deployment").then_some(())
+    })
+    .await;
+    c.stop().await;
+}

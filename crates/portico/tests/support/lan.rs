@@ -9,14 +9,20 @@ use std::time::{Duration, Instant};
 
 use super::Cluster;
 
-/// Runs `args` inside the network namespace `ns`.
+/// Runs `args` inside a network namespace: an `ip netns` name, or a path such
+/// as `/proc/PID/ns/net` (pod namespaces made inside `portico up`'s own mount
+/// namespace, as in the single-node layout, are only reachable that way).
 pub fn ns_exec(ns: &str, args: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    let mut cmd = if ns.starts_with('/') {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={ns}")).arg("--");
+        c
+    } else {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]);
+        c
+    };
+    cmd.args(args).stdin(Stdio::null()).output().unwrap()
 }
 
 fn ip(args: &[&str]) {
@@ -33,7 +39,7 @@ pub struct Curl {
     pub body: String,
     /// HTTP status (0 when no response).
     pub status: u16,
-    /// How long curl ran.
+    /// How long the transfer took (curl's `time_total`).
     pub elapsed: Duration,
 }
 
@@ -47,14 +53,16 @@ impl Curl {
 /// curl `url` from inside `ns`, giving up after `max_time`.
 pub fn curl_in(ns: &str, url: &str, max_time: Duration) -> Curl {
     let secs = format!("{:.3}", max_time.as_secs_f64());
-    let start = Instant::now();
-    let out = ns_exec(ns, &["curl", "-s", "--max-time", &secs, "-w", "\n%{http_code}", url]);
-    let elapsed = start.elapsed();
+    let out = ns_exec(ns, &["curl", "-s", "--max-time", &secs, "-w", "\n%{http_code} %{time_total}", url]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, status) = match text.rsplit_once('\n') {
-        Some((b, s)) => (b.to_string(), s.trim().parse().unwrap_or(0)),
-        None => (String::new(), text.trim().parse().unwrap_or(0)),
+    let (body, tail) = match text.rsplit_once('\n') {
+        Some((b, t)) => (b.to_string(), t.to_string()),
+        None => (String::new(), text.clone()),
     };
+    let mut tail = tail.split_whitespace();
+    let status = tail.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    // curl's own clock, so the time to start processes does not count.
+    let elapsed = Duration::from_secs_f64(tail.next().and_then(|s| s.parse().ok()).unwrap_or(1e6));
     Curl { code: out.status.code().unwrap_or(-1), body, status, elapsed }
 }
 
@@ -80,15 +88,10 @@ impl Cluster {
         format!("{}-lan", self.name)
     }
 
-    /// The network namespace of a running pod of namespace `default` on
-    /// `node` (the agent names it `<node>-<namespace>-<pod>-<8 hex>`).
-    pub fn pod_netns(&self, node: &str, pod: &str) -> Option<String> {
-        let prefix = format!("{node}-default-{pod}-");
-        std::fs::read_dir("/run/netns").ok()?.flatten().find_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let rest = name.strip_prefix(&prefix)?;
-            (rest.len() == 8 && rest.chars().all(|c| c.is_ascii_hexdigit())).then_some(name)
-        })
+    /// The network namespace (as `/proc/PID/ns/net`) of this cluster's pod
+    /// with IP `pod_ip`, for [`ns_exec`], [`curl_in`] and [`udp_in`].
+    pub fn pod_net(&self, pod_ip: &str) -> Option<String> {
+        self.pod_pids(pod_ip).first().map(|pid| format!("/proc/{pid}/ns/net"))
     }
 
     /// Adds an outside client at `192.168.77.<last>` on the LAN of a

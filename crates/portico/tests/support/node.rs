@@ -3,6 +3,7 @@
 //! again on the same data dir, and what a stopped cluster left in the kernel.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -151,31 +152,70 @@ impl Cluster {
         v.sort();
         v
     }
+
+    /// Pids of this cluster's processes (descendants of `portico up`) whose
+    /// network namespace holds `ip` as a local address: the containers of the
+    /// pod with that IP. Other clusters on the machine use the same pod
+    /// addresses in their own namespaces, hence the ancestry filter.
+    pub fn pod_pids(&self, ip: &str) -> Vec<i32> {
+        let Some(root) = self.up_pid() else { return Vec::new() };
+        let own = std::fs::read_link("/proc/self/ns/net").ok();
+        let mut has_ip: HashMap<PathBuf, bool> = HashMap::new();
+        let mut pids = Vec::new();
+        for pid in descendants(root as i32) {
+            let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else { continue };
+            if Some(&ns) == own.as_ref() {
+                continue;
+            }
+            let found = *has_ip.entry(ns).or_insert_with(|| {
+                std::fs::read_to_string(format!("/proc/{pid}/net/fib_trie"))
+                    .map(|t| fib_has_local(&t, ip))
+                    .unwrap_or(false)
+            });
+            if found {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Runs `cmd` in the network namespace of this cluster's pod with IP `pod_ip`.
+    pub fn exec_in_pod_net(&self, pod_ip: &str, cmd: &[&str]) -> Output {
+        let pid = *self
+            .pod_pids(pod_ip)
+            .first()
+            .unwrap_or_else(|| panic!("no process holds pod IP {pod_ip}"));
+        Command::new("nsenter")
+            .arg(format!("--net=/proc/{pid}/ns/net"))
+            .arg("--")
+            .args(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
 }
 
-/// Pids of the processes whose network namespace holds `ip` as a local
-/// address: the containers of the pod with that IP.
-pub fn pids_with_ip(ip: &str) -> Vec<i32> {
-    use std::collections::HashMap;
-    let own = std::fs::read_link("/proc/self/ns/net").ok();
-    let mut has_ip: HashMap<PathBuf, bool> = HashMap::new();
-    let mut pids = Vec::new();
+/// Every live descendant of `root` (not `root` itself).
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else { continue };
-        if Some(&ns) == own.as_ref() {
-            continue;
-        }
-        let found = *has_ip.entry(ns).or_insert_with(|| {
-            std::fs::read_to_string(format!("/proc/{pid}/net/fib_trie"))
-                .map(|t| fib_has_local(&t, ip))
-                .unwrap_or(false)
-        });
-        if found {
-            pids.push(pid);
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // The fields after the command name, which may contain spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) {
+            children.entry(ppid).or_default().push(pid);
         }
     }
-    pids
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for c in children.get(&p).into_iter().flatten() {
+            out.push(*c);
+            todo.push(*c);
+        }
+    }
+    out
 }
 
 /// Whether a `/proc/net/fib_trie` dump lists `ip` as a local (own) address.
@@ -196,18 +236,6 @@ fn fib_has_local(trie: &str, ip: &str) -> bool {
         }
     }
     false
-}
-
-/// Runs `cmd` in the network namespace of the pod whose IP is `pod_ip`.
-pub fn exec_in_pod_net(pod_ip: &str, cmd: &[&str]) -> Output {
-    let pid = *pids_with_ip(pod_ip).first().unwrap_or_else(|| panic!("no process holds pod IP {pod_ip}"));
-    Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .arg("--")
-        .args(cmd)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 /// Pids of processes whose command line is exactly `argv`.
