@@ -154,6 +154,10 @@ async fn serve(
                     }
                     _ = status.tick() => {
                         if let Err(e) = node::report_status(&api, &config, ready_since).await {
+                            // Someone deleted our Node: register it again, like the kubelet.
+                            if matches!(&e, AgentError::Kube(kube::Error::Api(s)) if s.code == 404) {
+                                let _ = node::register(&client, &config, ready_since).await;
+                            }
                             tracing::warn!(error = %e, "node status heartbeat");
                         }
                     }

@@ -290,13 +290,16 @@ async fn write_status(client: kube::Client, pod: Pod, mut rx: watch::Receiver<Po
         .and_then(|s| s.restart_policy.clone())
         .unwrap_or_else(|| "Always".into());
     let api: Api<Pod> = Api::namespaced(client, &ns);
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut last: Option<PodStatus> = pod.status.clone();
     let mut written: Option<PodStatus> = None;
     loop {
         let rt = rx.borrow_and_update().clone();
         let st = status::pod_status(&rt, &policy, last.as_ref(), Timestamp::now());
         if written.as_ref() != Some(&st) {
-            let patch = serde_json::json!({ "status": st });
+            // The uid makes the patch a precondition (as the kubelet does): a
+            // new pod with the same name never gets this pod's status.
+            let patch = serde_json::json!({ "metadata": { "uid": uid }, "status": st });
             match api
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
@@ -305,7 +308,7 @@ async fn write_status(client: kube::Client, pod: Pod, mut rx: watch::Receiver<Po
                     last = Some(st.clone());
                     written = Some(st);
                 }
-                Err(kube::Error::Api(s)) if s.code == 404 => return,
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
                 Err(e) => {
                     // The pod's supervisor is gone: nothing left to report.
                     if rx.has_changed().is_err() {

@@ -180,6 +180,28 @@ fn agent_registers_runs_bound_pods_and_cleans_up() {
             Some("web")
         );
 
+        // The kubelet-style Events `kubectl describe pod` shows.
+        let events: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(client.clone(), "default");
+        let reasons = eventually(Duration::from_secs(10), "pod events", || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&Default::default()).await.ok()?;
+                let r: Vec<String> = list
+                    .items
+                    .iter()
+                    .filter(|e| e.involved_object.name.as_deref() == Some("web"))
+                    .filter_map(|e| e.reason.clone())
+                    .collect();
+                r.iter().any(|x| x == "Started").then_some(r)
+            }
+        })
+        .await;
+        assert!(
+            reasons.contains(&"Pulled".to_string()) && reasons.contains(&"Created".to_string()),
+            "{reasons:?}"
+        );
+
         // Deleting: the API marks it, the agent stops it and finishes the delete.
         pods.delete("web", &DeleteParams::default()).await.unwrap();
         eventually(Duration::from_secs(10), "pod gone", || {

@@ -1,7 +1,8 @@
 //! Control-plane benchmark: time to program N Services × 10 endpoints from
 //! scratch into a throwaway network namespace, then one Service added and one
-//! Service's endpoints changed. Needs root. Usage:
-//! `cargo run --release -p portico-proxy --example program_bench -- 1000 10000 30000`
+//! Service's endpoints changed, through the `nft` applier, the netlink one,
+//! or both. Needs root. Usage:
+//! `cargo run --release -p portico-proxy --example program_bench -- [--applier nft|netlink|both] 1000 10000 30000`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +15,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use portico_proxy::model::service_ports;
 use portico_proxy::plan::{plan_service, Base, ServicePlan};
-use portico_proxy::{ConntrackCli, NftCli, Proxier};
+use portico_proxy::{ConntrackCli, Nft, NftCli, NftNetlink, Proxier};
 use serde_json::json;
 
 struct Netns(String);
@@ -55,11 +56,12 @@ fn plan(i: u32, gen: u32, base: &Base) -> Arc<ServicePlan> {
     Arc::new(plan_service(&service_ports(&svc, &[&slice], "n1"), base))
 }
 
-fn rss_kib() -> u64 {
+/// A field of /proc/self/status in KiB (`VmRSS:` now, `VmHWM:` the peak).
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
@@ -69,10 +71,16 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let sizes: Vec<u32> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut appliers = vec!["nft", "netlink"];
+    if let Some(i) = args.iter().position(|a| a == "--applier") {
+        match args.get(i + 1).map(String::as_str) {
+            Some("nft") => appliers = vec!["nft"],
+            Some("netlink") => appliers = vec!["netlink"],
+            _ => {}
+        }
+    }
+    let sizes: Vec<u32> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
         vec![1000, 10000, 30000]
     } else {
@@ -82,72 +90,86 @@ fn main() {
         cluster_cidr: "10.244.0.0/16".parse().unwrap(),
         nodeport_addresses: vec![],
     };
-    println!("| Services × 10 endpoints | plan | full sync | rules | +1 Service | endpoints of 1 Service changed | RSS after |");
-    println!("|---|---|---|---|---|---|---|");
-    for n in sizes {
-        let ns = Netns(format!("portico-b-{}-{n}", std::process::id()));
-        assert!(Command::new("ip")
-            .args(["netns", "add", &ns.0])
-            .status()
-            .unwrap()
-            .success());
-        let prefix = vec![
-            "ip".to_string(),
-            "netns".into(),
-            "exec".into(),
-            ns.0.clone(),
-        ];
-        let mut proxier = Proxier::new(
-            NftCli {
-                prefix: prefix.clone(),
-            },
-            ConntrackCli { prefix },
-            base.clone(),
-        );
-
-        let t = Instant::now();
-        let mut desired: BTreeMap<String, Arc<ServicePlan>> = (0..n)
-            .map(|i| (format!("bench/svc-{i}"), plan(i, 0, &base)))
-            .collect();
-        let plan_time = t.elapsed();
-        let all: BTreeSet<String> = desired.keys().cloned().collect();
-        let t = Instant::now();
-        let stats = proxier.sync(&desired, &all, Instant::now()).unwrap();
-        let full = t.elapsed();
-
-        // Median of a few single-Service additions.
-        let mut adds = Vec::new();
-        for k in 0..5 {
-            let key = format!("bench/svc-{}", n + k);
-            let t = Instant::now();
-            desired.insert(key.clone(), plan(n + k, 0, &base));
-            proxier
-                .sync(&desired, &BTreeSet::from([key]), Instant::now())
-                .unwrap();
-            adds.push(t.elapsed());
+    println!("| applier | Services × 10 endpoints | plan | full sync | rules | +1 Service | endpoints of 1 Service changed | RSS after | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for applier in appliers {
+        for &n in &sizes {
+            run(applier, n, &base);
         }
-        adds.sort();
-        let add_one = adds[adds.len() / 2];
-        if std::env::var_os("BENCH_VERBOSE").is_some() {
-            println!("adds: {adds:?}");
-        }
+    }
+}
 
-        let key = format!("bench/svc-{}", n / 2);
+fn run(applier: &str, n: u32, base: &Base) {
+    let ns = Netns(format!("portico-b-{}-{applier}-{n}", std::process::id()));
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    let prefix = vec![
+        "ip".to_string(),
+        "netns".into(),
+        "exec".into(),
+        ns.0.clone(),
+    ];
+    let nft: Box<dyn Nft> = if applier == "netlink" {
+        Box::new(NftNetlink::open_in_netns(&ns.0).unwrap())
+    } else {
+        Box::new(NftCli {
+            prefix: prefix.clone(),
+        })
+    };
+    let mut proxier = Proxier::new(nft, ConntrackCli { prefix }, base.clone());
+
+    let t = Instant::now();
+    let mut desired: BTreeMap<String, Arc<ServicePlan>> = (0..n)
+        .map(|i| (format!("bench/svc-{i}"), plan(i, 0, base)))
+        .collect();
+    let plan_time = t.elapsed();
+    let all: BTreeSet<String> = desired.keys().cloned().collect();
+    let t = Instant::now();
+    let stats = proxier.sync(&desired, &all, Instant::now()).unwrap();
+    let full = t.elapsed();
+
+    // Median of a few single-Service additions.
+    let mut adds = Vec::new();
+    for k in 0..5 {
+        let key = format!("bench/svc-{}", n + k);
         let t = Instant::now();
-        desired.insert(key.clone(), plan(n / 2, 1, &base));
+        desired.insert(key.clone(), plan(n + k, 0, base));
         proxier
             .sync(&desired, &BTreeSet::from([key]), Instant::now())
             .unwrap();
-        let change_one = t.elapsed();
-
-        println!(
-            "| {n} | {} | {} | {} | {} | {} | {} MiB |",
-            ms(plan_time),
-            ms(full),
-            stats.rules,
-            ms(add_one),
-            ms(change_one),
-            rss_kib() / 1024
-        );
+        adds.push(t.elapsed());
     }
+    adds.sort();
+    let add_one = adds[adds.len() / 2];
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        println!("adds: {adds:?}");
+    }
+
+    // Median of a few endpoint changes of one Service.
+    let mut changes = Vec::new();
+    for k in 0..5 {
+        let key = format!("bench/svc-{}", n / 2 + k);
+        let t = Instant::now();
+        desired.insert(key.clone(), plan(n / 2 + k, 1, base));
+        proxier
+            .sync(&desired, &BTreeSet::from([key]), Instant::now())
+            .unwrap();
+        changes.push(t.elapsed());
+    }
+    changes.sort();
+    let change_one = changes[changes.len() / 2];
+
+    println!(
+        "| {applier} | {n} | {} | {} | {} | {} | {} | {} MiB | {} MiB |",
+        ms(plan_time),
+        ms(full),
+        stats.rules,
+        ms(add_one),
+        ms(change_one),
+        status_kib("VmRSS:") / 1024,
+        status_kib("VmHWM:") / 1024,
+    );
 }

@@ -213,29 +213,27 @@ impl NftNetlink {
         b.be32(10, id);
         b.end();
 
-        // (name, hook, priority, type) of the base chains.
-        let hooks: [(&str, u32, i32, &str); 7] = [
-            ("filter-prerouting", 0, -110, "filter"),
-            ("filter-input", 1, -110, "filter"),
-            ("filter-forward", 2, -110, "filter"),
-            ("filter-output", 3, -110, "filter"),
-            ("nat-prerouting", 0, -100, "nat"),
-            ("nat-output", 3, -100, "nat"),
-            ("nat-postrouting", 4, 100, "nat"),
+        // Chains in `render_base` order (listings show creation order), with
+        // (hook, priority, type) for base chains.
+        let filter = |hook| Some((hook, -110, "filter"));
+        let chains: [(&str, Option<(u32, i32, &str)>); 14] = [
+            ("filter-prerouting", filter(0)),
+            ("filter-input", filter(1)),
+            ("filter-forward", filter(2)),
+            ("filter-output", filter(3)),
+            ("firewall-check", None),
+            ("service-endpoints-check", None),
+            ("nodeport-endpoints-check", None),
+            ("reject-chain", None),
+            (MARK_FOR_MASQUERADE, None),
+            ("nat-prerouting", Some((0, -100, "nat"))),
+            ("nat-output", Some((3, -100, "nat"))),
+            ("nat-postrouting", Some((4, 100, "nat"))),
+            ("masquerading", None),
+            ("services", None),
         ];
-        for (name, hook, prio, ty) in hooks {
-            chain(b, name, Some((hook, prio, ty)));
-        }
-        for name in [
-            "firewall-check",
-            "service-endpoints-check",
-            "nodeport-endpoints-check",
-            "reject-chain",
-            MARK_FOR_MASQUERADE,
-            "masquerading",
-            "services",
-        ] {
-            chain(b, name, None);
+        for (name, hook) in chains {
+            chain(b, name, hook);
         }
         let ct_new_jump = |b: &mut Batch, chain_name: &str, target: &str| {
             rule(b, chain_name, |b| {
@@ -332,9 +330,18 @@ fn concat(types: &[u32]) -> u32 {
     types.iter().fold(0, |acc, t| (acc << TYPE_BITS) | t)
 }
 
+/// Table comment, as `nft` stores it (userdata TLV `NFTNL_UDATA_TABLE_COMMENT`).
+const COMMENT: &str = "Portico Service proxy";
+
 fn table(b: &mut Batch, ty: MsgType) {
     b.begin(ty, NLM_F_CREATE);
     b.str(1, TABLE);
+    if matches!(ty, MsgType::NewTable) {
+        let mut udata = vec![0u8, u8::try_from(COMMENT.len() + 1).unwrap_or(0)];
+        udata.extend_from_slice(COMMENT.as_bytes());
+        udata.push(0);
+        b.attr(6, &udata);
+    }
     b.end();
 }
 

@@ -513,3 +513,99 @@ both_appliers!(
     nodeport_addresses_limit_which_addresses_serve,
     type_changes_cluster_ip_node_port_load_balancer_and_back_apply_incrementally,
 );
+
+/// Every Service shape at once, for the parity test.
+fn all_shapes() -> Vec<(Service, Vec<EndpointSlice>)> {
+    let two = || vec![slice("web", &pods(), &[("", 8080, "TCP")])];
+    vec![
+        (nodeport_svc(80, 30080, json!({})), two()),
+        (
+            svc(
+                "sticky",
+                json!({"type": "NodePort", "clusterIP": "10.96.0.31", "sessionAffinity": "ClientIP",
+                       "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30081}]}),
+            ),
+            vec![slice("sticky", &pods(), &[("", 8080, "TCP")])],
+        ),
+        (
+            svc(
+                "local",
+                json!({"type": "NodePort", "clusterIP": "10.96.0.32", "externalTrafficPolicy": "Local",
+                       "internalTrafficPolicy": "Local", "healthCheckNodePort": 32000,
+                       "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30082}]}),
+            ),
+            vec![slice("local", &pods(), &[("", 8080, "TCP")])],
+        ),
+        (
+            with_lb_ip(
+                svc(
+                    "lb",
+                    json!({"type": "LoadBalancer", "clusterIP": "10.96.0.33",
+                           "loadBalancerSourceRanges": ["192.168.77.0/24"], "externalIPs": ["172.18.0.9"],
+                           "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080, "nodePort": 30053}]}),
+                ),
+                "172.18.255.1",
+            ),
+            vec![slice("lb", &pods(), &[("", 8080, "UDP")])],
+        ),
+        (
+            svc(
+                "empty",
+                json!({"type": "NodePort", "clusterIP": "10.96.0.34",
+                       "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30084}]}),
+            ),
+            vec![],
+        ),
+    ]
+}
+
+#[test]
+fn netlink_and_nft_program_the_same_table() {
+    require_root!();
+    let shapes = all_shapes();
+    let input: Vec<(&Service, &[EndpointSlice])> =
+        shapes.iter().map(|(s, e)| (s, e.as_slice())).collect();
+    let (cli_ns, nl_ns) = (Topology::new(), Topology::new());
+    let mut cli = proxier(&cli_ns, Applier::Cli);
+    let mut nl = proxier(&nl_ns, Applier::Netlink);
+    program(&mut cli, "node-a", &base(), &input);
+    program(&mut nl, "node-a", &base(), &input);
+    assert_eq!(cli_ns.list_table(), nl_ns.list_table());
+    // And after an incremental change (one Service loses an endpoint, one goes away).
+    let mut changed = input.clone();
+    changed.truncate(4);
+    let one = [slice("web", &[(POD_A, "node-a", true)], &[("", 8080, "TCP")])];
+    changed[0].1 = &one;
+    program(&mut cli, "node-a", &base(), &changed);
+    program(&mut nl, "node-a", &base(), &changed);
+    assert_eq!(cli_ns.list_table(), nl_ns.list_table());
+}
+
+#[test]
+fn netlink_rejected_transaction_changes_nothing_and_reports_the_error() {
+    require_root!();
+    let t = Topology::new();
+    let mut p = proxier(&t, Applier::Netlink);
+    let s = nodeport_svc(80, 30080, json!({}));
+    let slices = [slice("web", &pods(), &[("", 8080, "TCP")])];
+    program(&mut p, "node-a", &base(), &[(&s, &slices)]);
+    let before = t.list_table();
+    // Deleting a chain that does not exist fails the whole batch.
+    let mut nft = NftNetlink::open_in_netns(&t.node).unwrap();
+    let diff = portico_proxy::render::Diff {
+        add_elements: vec![(
+            portico_proxy::plan::Map::ServiceIps,
+            "10.96.0.99 . tcp . 80".into(),
+            "goto reject-chain".into(),
+        )],
+        ..Default::default()
+    };
+    let txn = portico_proxy::Txn::Incremental {
+        diff: &diff,
+        delete_chains: &["no-such-chain".to_string()],
+        delete_sets: &[],
+    };
+    let err = nft.apply_txn(&txn).unwrap_err().to_string();
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert_eq!(before, t.list_table());
+}

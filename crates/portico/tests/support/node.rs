@@ -249,9 +249,33 @@ pub fn pids_with_argv(argv: &[&str]) -> Vec<i32> {
         .collect()
 }
 
-/// Whether a process is alive (and not a zombie).
-pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-        .unwrap_or(false)
+/// A process identity that survives pid reuse: its pid and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcId {
+    /// The pid.
+    pub pid: i32,
+    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
+    start: u64,
+}
+
+impl ProcId {
+    /// The process with this pid now, if any.
+    pub fn of(pid: i32) -> Option<ProcId> {
+        let (start, _) = stat_fields(pid)?;
+        Some(ProcId { pid, start })
+    }
+
+    /// Whether this very process still runs (a zombie does not count).
+    pub fn alive(&self) -> bool {
+        stat_fields(self.pid).is_some_and(|(start, state)| start == self.start && state != 'Z')
+    }
+}
+
+/// (start time, state) of a process.
+fn stat_fields(pid: i32) -> Option<(u64, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    Some((fields.get(19)?.parse().ok()?, state))
 }
