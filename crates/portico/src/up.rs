@@ -96,7 +96,7 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
         let log = std::fs::File::create(log_dir.join(format!("{ns}.log")))?;
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("--log")
-            .arg(&args_log())
+            .arg(args_log())
             .arg("agent")
             .arg("--netns")
             .arg(Topology::ns_path(&ns))

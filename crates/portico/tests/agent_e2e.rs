@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::node::alive;
+use support::node::{descendants, ProcId};
 use support::{eventually, example, Cluster, Layout};
 
 /// What `kubectl get pods -o json` says about one pod.
@@ -150,7 +150,8 @@ fn killed_container_restarts(c: &Cluster) {
     let pod = wait_ready(c, "app=envdump", 1, Duration::from_secs(5)).remove(0);
     let before = c.pod_pids(&pod.ip);
     assert_eq!(before.len(), 1, "one process in pod {}: {before:?}", pod.name);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(before[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let killed = ProcId::of(before[0]).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(killed.pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     let after = eventually("the pod restarted its container", Duration::from_secs(15), || {
         let p = pods(c, "app=envdump");
         (p.len() == 1 && p[0].restarts == 1 && p[0].ready).then(|| p[0].clone())
@@ -162,7 +163,7 @@ fn killed_container_restarts(c: &Cluster) {
         let p = c.pod_pids(&pod.ip);
         (!p.is_empty() && !p.contains(&before[0])).then_some(p)
     });
-    assert!(!alive(before[0]), "killed process {} is gone; now {now:?}", before[0]);
+    assert!(!killed.alive(), "killed process {} is gone; now {now:?}", killed.pid);
 }
 
 /// Deleting a pod of the Deployment brings a replacement with a new IP.
@@ -346,14 +347,22 @@ fn three_nodes_spread_route_and_clean_up() {
     }
 
     // Ctrl-C: the agents stop their pods and every namespace goes away.
-    let pids: Vec<i32> = pods.iter().flat_map(|p| c.pod_pids(&p.ip)).collect();
-    assert_eq!(pids.len(), 6, "one process per pod: {pids:?}");
+    let pod_pids: Vec<i32> = pods.iter().flat_map(|p| c.pod_pids(&p.ip)).collect();
+    assert_eq!(pod_pids.len(), 6, "one process per pod: {pod_pids:?}");
+    let procs = started_processes(&c);
     assert!(!c.leftover_namespaces().is_empty());
     let status = c.stop().unwrap();
     assert!(status.success(), "portico up exited with {status}");
     assert_eq!(c.leftover_namespaces(), Vec::<String>::new(), "namespaces left behind");
-    let left: Vec<i32> = pids.into_iter().filter(|p| alive(*p)).collect();
-    assert!(left.is_empty(), "pod processes left behind: {left:?}");
+    let left: Vec<ProcId> = procs.into_iter().filter(ProcId::alive).collect();
+    assert!(left.is_empty(), "processes left behind (agents, containers): {left:?}");
+}
+
+/// Every process `portico up` started, directly or not (agents, containers).
+fn started_processes(c: &Cluster) -> Vec<ProcId> {
+    let procs: Vec<ProcId> = descendants(c.up_pid().unwrap() as i32).into_iter().filter_map(ProcId::of).collect();
+    assert!(!procs.is_empty(), "portico up runs processes");
+    procs
 }
 
 /// Lines of `ip <args>` run inside node 1, for comparing kernel state.
@@ -371,16 +380,17 @@ fn ctrl_c_cleans_up_and_the_same_data_dir_brings_the_cluster_back() {
     c.apply_file(&example("nginx-service-nodeport.yaml"));
     let before = nginx_runs(&c);
     let svc_before = c.kubectl(&["get", "svc", "nginx-service-nodeport", "--no-headers"]);
-    let pids: Vec<i32> = before.iter().flat_map(|p| c.pod_pids(&p.ip)).collect();
-    assert!(pids.len() >= 2, "nginx processes of both pods: {pids:?}");
+    let pod_pids: Vec<i32> = before.iter().flat_map(|p| c.pod_pids(&p.ip)).collect();
+    assert!(pod_pids.len() >= 2, "nginx processes of both pods: {pod_pids:?}");
+    let procs = started_processes(&c);
     assert_eq!(c.leftover_namespaces().len(), 2, "one namespace per pod");
     assert!(node_state(&c, &["-o", "link"]).contains("portico0"), "the pod bridge exists");
 
     let status = c.stop().unwrap();
     assert!(status.success(), "portico up exited with {status}");
     assert_eq!(c.leftover_namespaces(), Vec::<String>::new(), "pod namespaces left behind");
-    let left: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
-    assert!(left.is_empty(), "pod processes left behind: {left:?}");
+    let left: Vec<ProcId> = procs.into_iter().filter(ProcId::alive).collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
     // The node namespace is the test's: only what it had before remains.
     let links: Vec<String> = node_state(&c, &["-br", "link"])
         .lines()

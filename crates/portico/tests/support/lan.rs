@@ -27,7 +27,11 @@ pub fn ns_exec(ns: &str, args: &[&str]) -> Output {
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// What one curl run saw.
@@ -53,7 +57,18 @@ impl Curl {
 /// curl `url` from inside `ns`, giving up after `max_time`.
 pub fn curl_in(ns: &str, url: &str, max_time: Duration) -> Curl {
     let secs = format!("{:.3}", max_time.as_secs_f64());
-    let out = ns_exec(ns, &["curl", "-s", "--max-time", &secs, "-w", "\n%{http_code} %{time_total}", url]);
+    let out = ns_exec(
+        ns,
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            &secs,
+            "-w",
+            "\n%{http_code} %{time_total}",
+            url,
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, tail) = match text.rsplit_once('\n') {
         Some((b, t)) => (b.to_string(), t.to_string()),
@@ -63,7 +78,12 @@ pub fn curl_in(ns: &str, url: &str, max_time: Duration) -> Curl {
     let status = tail.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     // curl's own clock, so the time to start processes does not count.
     let elapsed = Duration::from_secs_f64(tail.next().and_then(|s| s.parse().ok()).unwrap_or(1e6));
-    Curl { code: out.status.code().unwrap_or(-1), body, status, elapsed }
+    Curl {
+        code: out.status.code().unwrap_or(-1),
+        body,
+        status,
+        elapsed,
+    }
 }
 
 /// Sends one UDP datagram `msg` to `host:port` from inside `ns` and returns the
@@ -77,9 +97,19 @@ try:\n    sys.stdout.write(s.recvfrom(4096)[0].decode())\n\
 except socket.timeout:\n    sys.exit(1)\n";
     let out = ns_exec(
         ns,
-        &["python3", "-c", SCRIPT, host, &port.to_string(), msg, &format!("{:.3}", timeout.as_secs_f64())],
+        &[
+            "python3",
+            "-c",
+            SCRIPT,
+            host,
+            &port.to_string(),
+            msg,
+            &format!("{:.3}", timeout.as_secs_f64()),
+        ],
     );
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 impl Cluster {
@@ -91,7 +121,9 @@ impl Cluster {
     /// The network namespace (as `/proc/PID/ns/net`) of this cluster's pod
     /// with IP `pod_ip`, for [`ns_exec`], [`curl_in`] and [`udp_in`].
     pub fn pod_net(&self, pod_ip: &str) -> Option<String> {
-        self.pod_pids(pod_ip).first().map(|pid| format!("/proc/{pid}/ns/net"))
+        self.pod_pids(pod_ip)
+            .first()
+            .map(|pid| format!("/proc/{pid}/ns/net"))
     }
 
     /// Adds an outside client at `192.168.77.<last>` on the LAN of a
@@ -101,14 +133,35 @@ impl Cluster {
         let ns = format!("{}-c{last}", self.name);
         let lan = self.lan_ns();
         let port = format!("c{last}");
-        let guard = LanClient { ns: ns.clone(), ip: format!("192.168.77.{last}") };
+        let guard = LanClient {
+            ns: ns.clone(),
+            ip: format!("192.168.77.{last}"),
+        };
         ip(&["netns", "add", &ns]);
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        ip(&["-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        ip(&[
+            "-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
         ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
-        ip(&["-n", &ns, "addr", "add", &format!("{}/24", guard.ip), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{}/24", guard.ip),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-        ip(&["-n", &ns, "route", "add", "192.168.77.240/28", "via", &self.node_ips[0]]);
+        ip(&[
+            "-n",
+            &ns,
+            "route",
+            "add",
+            "192.168.77.240/28",
+            "via",
+            &self.node_ips[0],
+        ]);
         guard
     }
 
@@ -127,9 +180,19 @@ impl Cluster {
         };
         ip(&["netns", "add", &ns]);
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        ip(&["-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        ip(&[
+            "-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
         ip(&["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
-        ip(&["-n", &ns, "addr", "add", &format!("{}/24", node.ip), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{}/24", node.ip),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         ip(&["-n", &ns, "route", "add", "default", "via", "192.168.77.1"]);
         let mut node = node;
@@ -211,7 +274,9 @@ impl ExtraNode {
     }
 
     fn stop_agent(&mut self) {
-        let Some(mut child) = self.agent.take() else { return };
+        let Some(mut child) = self.agent.take() else {
+            return;
+        };
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(40);

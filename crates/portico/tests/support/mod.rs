@@ -41,7 +41,11 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The kubectl binary of a given minor version (None = the default one).
@@ -94,7 +98,10 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a cluster and waits until every node is Ready.
     pub fn up(layout: Layout) -> Cluster {
-        assert!(nix_is_root(), "end-to-end tests need root (network namespaces)");
+        assert!(
+            nix_is_root(),
+            "end-to-end tests need root (network namespaces)"
+        );
         let dir = tempfile::tempdir().unwrap();
         let exe = portico_exe();
         let exe = exe.as_str();
@@ -108,25 +115,70 @@ impl Cluster {
                 ip(&["netns", "add", &client]);
                 ip(&["-n", &node, "link", "set", "lo", "up"]);
                 ip(&["-n", &client, "link", "set", "lo", "up"]);
-                ip(&["-n", &node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &client]);
+                ip(&[
+                    "-n", &node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+                    "netns", &client,
+                ]);
                 ip(&["-n", &node, "addr", "add", "192.168.78.2/24", "dev", "eth0"]);
-                ip(&["-n", &client, "addr", "add", "192.168.78.100/24", "dev", "eth0"]);
+                ip(&[
+                    "-n",
+                    &client,
+                    "addr",
+                    "add",
+                    "192.168.78.100/24",
+                    "dev",
+                    "eth0",
+                ]);
                 ip(&["-n", &node, "link", "set", "eth0", "up"]);
                 ip(&["-n", &client, "link", "set", "eth0", "up"]);
-                ip(&["-n", &node, "route", "add", "default", "via", "192.168.78.100"]);
+                ip(&[
+                    "-n",
+                    &node,
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    "192.168.78.100",
+                ]);
                 let child = Command::new("ip")
-                    .args(["netns", "exec", &node, exe, "up", "--listen", "127.0.0.1:0", "--node-name", &node, "--data-dir"])
+                    .args([
+                        "netns",
+                        "exec",
+                        &node,
+                        exe,
+                        "up",
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--node-name",
+                        &node,
+                        "--data-dir",
+                    ])
                     .arg(dir.path())
                     .stdin(Stdio::null())
                     .stdout(log.try_clone().unwrap())
                     .stderr(log)
                     .spawn()
                     .unwrap();
-                (child, Some(node.clone()), client.clone(), vec!["192.168.78.2".to_string()], vec![node, client])
+                (
+                    child,
+                    Some(node.clone()),
+                    client.clone(),
+                    vec!["192.168.78.2".to_string()],
+                    vec![node, client],
+                )
             }
             Layout::Nodes(n) => {
                 let child = Command::new(exe)
-                    .args(["up", "--nodes", &n.to_string(), "--name", &name, "--listen", "127.0.0.1:0", "--data-dir"])
+                    .args([
+                        "up",
+                        "--nodes",
+                        &n.to_string(),
+                        "--name",
+                        &name,
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--data-dir",
+                    ])
                     .arg(dir.path())
                     .stdin(Stdio::null())
                     .stdout(log.try_clone().unwrap())
@@ -203,12 +255,21 @@ impl Cluster {
             None => Command::new(&bin),
         };
         cmd.arg("--kubeconfig").arg(self.kubeconfig()).args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         if let Some(input) = stdin {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -232,10 +293,21 @@ impl Cluster {
     /// curl from the outside client namespace; returns the body or None on failure.
     pub fn client_curl(&self, url: &str) -> Option<String> {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.client_ns, "curl", "-s", "--max-time", "3", url])
+            .args([
+                "netns",
+                "exec",
+                &self.client_ns,
+                "curl",
+                "-s",
+                "--max-time",
+                "3",
+                url,
+            ])
             .output()
             .unwrap();
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
     }
 
     /// Stops `portico up` with SIGTERM and waits; returns its exit status.
@@ -275,5 +347,7 @@ fn nix_is_root() -> bool {
 
 /// Path of a file in the repository's examples/.
 pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
 }

@@ -44,7 +44,9 @@ impl Cluster {
     /// `curl` from node `i`; the body, or None on failure (3 s limit).
     pub fn node_curl(&self, i: usize, url: &str) -> Option<String> {
         let out = self.exec_in_node(i, &["curl", "-s", "--max-time", "3", url]);
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
     }
 
     /// `kubectl apply -f -` with `yaml` on stdin.
@@ -88,7 +90,12 @@ impl Cluster {
                 .ok()?
                 .flatten()
                 .filter_map(|e| {
-                    let n = e.file_name().to_string_lossy().strip_suffix(".log")?.parse::<u32>().ok()?;
+                    let n = e
+                        .file_name()
+                        .to_string_lossy()
+                        .strip_suffix(".log")?
+                        .parse::<u32>()
+                        .ok()?;
                     Some((n, e.path()))
                 })
                 .max()?;
@@ -108,12 +115,20 @@ impl Cluster {
         let exe = portico_exe();
         let mut cmd = if self.own_namespaces.is_empty() {
             let mut c = Command::new(&exe);
-            c.args(["up", "--nodes", &self.node_count().to_string(), "--name", &self.name]);
+            c.args([
+                "up",
+                "--nodes",
+                &self.node_count().to_string(),
+                "--name",
+                &self.name,
+            ]);
             c
         } else {
             let node = self.node_ns(1);
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", &node]).arg(&exe).args(["up", "--node-name", &node]);
+            c.args(["netns", "exec", &node])
+                .arg(&exe)
+                .args(["up", "--node-name", &node]);
             c
         };
         cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -123,9 +138,12 @@ impl Cluster {
             .stderr(log);
         self.child = Some(cmd.spawn().unwrap());
         let want = self.node_count();
-        eventually("API and nodes Ready after restart", Duration::from_secs(60), || {
-            self.assert_running();
-            let out = self.kubectl_output(
+        eventually(
+            "API and nodes Ready after restart",
+            Duration::from_secs(60),
+            || {
+                self.assert_running();
+                let out = self.kubectl_output(
                 None,
                 &[
                     "get",
@@ -135,9 +153,11 @@ impl Cluster {
                 ],
                 None,
             );
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            (out.status.success() && text.lines().filter(|l| *l == "True").count() == want).then_some(())
-        });
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                (out.status.success() && text.lines().filter(|l| *l == "True").count() == want)
+                    .then_some(())
+            },
+        );
     }
 
     /// Network namespaces whose name starts with the cluster's name, other than
@@ -146,7 +166,11 @@ impl Cluster {
     pub fn leftover_namespaces(&self) -> Vec<String> {
         let prefix = format!("{}-", self.name);
         let mut v: Vec<String> = std::fs::read_dir("/run/netns")
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         v.retain(|n| n.starts_with(&prefix) && !self.own_namespaces.contains(n));
         v.sort();
@@ -158,12 +182,16 @@ impl Cluster {
     /// pod with that IP. Other clusters on the machine use the same pod
     /// addresses in their own namespaces, hence the ancestry filter.
     pub fn pod_pids(&self, ip: &str) -> Vec<i32> {
-        let Some(root) = self.up_pid() else { return Vec::new() };
+        let Some(root) = self.up_pid() else {
+            return Vec::new();
+        };
         let own = std::fs::read_link("/proc/self/ns/net").ok();
         let mut has_ip: HashMap<PathBuf, bool> = HashMap::new();
         let mut pids = Vec::new();
         for pid in descendants(root as i32) {
-            let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else { continue };
+            let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else {
+                continue;
+            };
             if Some(&ns) == own.as_ref() {
                 continue;
             }
@@ -199,11 +227,21 @@ impl Cluster {
 pub fn descendants(root: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // The fields after the command name, which may contain spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()) {
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if let Some(ppid) = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
             children.entry(ppid).or_default().push(pid);
         }
     }
@@ -240,7 +278,10 @@ fn fib_has_local(trie: &str, ip: &str) -> bool {
 
 /// Pids of processes whose command line is exactly `argv`.
 pub fn pids_with_argv(argv: &[&str]) -> Vec<i32> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain(std::iter::once(0))).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| a.bytes().chain(std::iter::once(0)))
+        .collect();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
