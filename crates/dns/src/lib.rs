@@ -4,11 +4,14 @@
 //!
 //! # Layout
 //! - [`model`]: compact views of the watched API objects.
-//! - [`planner`]: objects → [`zone::Zone`] records, incrementally (pure).
+//! - [`planner`]: objects → compact [`zone::Zone`], incrementally (pure).
 //! - [`answer`]: zone + question → response as data (pure).
-//! - `wire`: DNS messages ⇄ bytes (hickory-proto), truncation, EDNS.
-//! - `server`: UDP and TCP listeners; `forward`/`cache`: upstream forwarding.
-//! - `watch`: kube-rs watchers feeding the planner; [`run`] composes it all.
+//! - [`wire`]: DNS messages ⇄ bytes (hickory-proto), truncation, EDNS.
+//! - [`server`]: UDP and TCP listeners answering from an `ArcSwap` snapshot;
+//!   [`forward`]/[`cache`]: upstream forwarding with a small cache.
+//! - `watch`: kube-rs watchers feeding the planner; `nodelocal`: the
+//!   kube-dns ClusterIP on a local interface of the node's namespace.
+//! - [`run`] / [`start`] / [`start_bound`] compose it all.
 
 pub mod answer;
 pub mod cache;

@@ -314,9 +314,9 @@ fn three_nodes_spread_route_and_clean_up() {
     assert!(rows.iter().all(|r| r[1] == "Ready"), "{nodes}");
 
     c.apply_yaml(SPREAD);
-    let pods = wait_ready(&c, "app=spread", 6, Duration::from_secs(30));
+    let spread = wait_ready(&c, "app=spread", 6, Duration::from_secs(30));
     let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
-    for p in &pods {
+    for p in &spread {
         *per_node.entry(p.node.as_str()).or_default() += 1;
     }
     let expected: BTreeMap<String, usize> = (1..=3).map(|i| (c.node_name(i), 2)).collect();
@@ -324,7 +324,7 @@ fn three_nodes_spread_route_and_clean_up() {
     assert_eq!(got, expected, "2 pods per node");
 
     // Pod to pod across nodes, by pod IP.
-    let on = |i: usize| pods.iter().find(|p| p.node == c.node_name(i)).unwrap();
+    let on = |i: usize| spread.iter().find(|p| p.node == c.node_name(i)).unwrap();
     let (from, to) = (on(1), on(3));
     let url = format!("http://{}:8080/hostname", to.ip);
     let answer = eventually(&format!("{url} from pod {}", from.name), Duration::from_secs(10), || {
@@ -335,27 +335,44 @@ fn three_nodes_spread_route_and_clean_up() {
 
     // The outside client reaches every node, but no pod directly.
     let node_port = c.kubectl(&["get", "svc", "spread", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
-    let names: BTreeSet<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+    let names: BTreeSet<&str> = spread.iter().map(|p| p.name.as_str()).collect();
     for ip in &c.node_ips {
         let url = format!("http://{ip}:{node_port}/hostname");
         let got = eventually(&format!("{url} from the client"), Duration::from_secs(10), || c.client_curl(&url));
         assert!(names.contains(got.trim()), "{url} answered {got:?}, not one of {names:?}");
     }
-    for p in &pods {
+    for p in &spread {
         let url = format!("http://{}:8080/hostname", p.ip);
         assert_eq!(c.client_curl(&url), None, "the client must not reach pod IP {}", p.ip);
     }
 
-    // Ctrl-C: the agents stop their pods and every namespace goes away.
-    let pod_pids: Vec<i32> = pods.iter().flat_map(|p| c.pod_pids(&p.ip)).collect();
+    // Ctrl-C (SIGINT): the agents stop their pods and every namespace goes away.
+    let pod_pids: Vec<i32> = spread.iter().flat_map(|p| c.pod_pids(&p.ip)).collect();
     assert_eq!(pod_pids.len(), 6, "one process per pod: {pod_pids:?}");
     let procs = started_processes(&c);
     assert!(!c.leftover_namespaces().is_empty());
-    let status = c.stop().unwrap();
+    let status = c.stop_with(nix::sys::signal::Signal::SIGINT).unwrap();
     assert!(status.success(), "portico up exited with {status}");
     assert_eq!(c.leftover_namespaces(), Vec::<String>::new(), "namespaces left behind");
     let left: Vec<ProcId> = procs.into_iter().filter(ProcId::alive).collect();
     assert!(left.is_empty(), "processes left behind (agents, containers): {left:?}");
+
+    // The same data dir brings the nodes, the Deployment and its pods back.
+    c.restart();
+    let back = eventually("6 spread pods running again", Duration::from_secs(30), || {
+        let p = pods(&c, "app=spread");
+        let ok = p.len() == 6
+            && p.iter().all(|p| {
+                p.phase == "Running"
+                    && p.ready
+                    && c.exec_in_node(1, &["curl", "-s", "--max-time", "2", &format!("http://{}:8080/hostname", p.ip)])
+                        .stdout
+                        == p.name.as_bytes()
+            });
+        ok.then_some(p)
+    });
+    let back_names: BTreeSet<&str> = back.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(back_names, names, "the same pods are back");
 }
 
 /// Every process `portico up` started, directly or not (agents, containers).

@@ -654,6 +654,7 @@ fn scale_and_delete(cluster: &Cluster, client: &str) {
         let start = t1.elapsed();
         let seen = tally(20, || curl(client, &url));
         if !seen.contains_key(&victim) && !seen.contains_key("<failed>") {
+            eprintln!("deleted pod out of traffic: {start:?}");
             break;
         }
         assert!(

@@ -160,6 +160,25 @@ impl Cluster {
         );
     }
 
+    /// Stops `portico up` with `sig` (SIGINT is Ctrl-C) and waits up to 60 s,
+    /// then kills it; returns its exit status.
+    pub fn stop_with(&mut self, sig: nix::sys::signal::Signal) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, sig);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Network namespaces whose name starts with the cluster's name, other than
     /// the ones this harness created itself: the node namespaces of
     /// `--nodes`, and every pod's namespace (named after its node).
