@@ -138,6 +138,19 @@ impl LanPlan {
         let gw = self.server_ip().to_string();
         for i in 1..=self.nodes {
             push(&["-n", &self.node_ns(i), "route", "add", "default", "via", &gw]);
+            // Nodes forward client traffic back out of eth0 (NodePort to a pod on
+            // another node). The ICMP redirects that would send share the
+            // per-client ICMP rate limit with the port-unreachable of a REJECT,
+            // which then gets dropped and the client waits a SYN retransmit.
+            // Written through /proc inside the node namespace: nothing outside changes.
+            push(&[
+                "netns",
+                "exec",
+                &self.node_ns(i),
+                "sh",
+                "-c",
+                "for f in all default eth0; do echo 0 > /proc/sys/net/ipv4/conf/$f/send_redirects; done",
+            ]);
         }
         let pool = self.lb_pool().to_string();
         let first = self.node_ip(1).to_string();

@@ -19,7 +19,10 @@ use kube::{Api, Client};
 use serde_json::json;
 
 fn arg(i: usize, default: usize) -> usize {
-    std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+    std::env::args()
+        .nth(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
 }
 
 fn pod_status(ip: &str, ready: bool) -> serde_json::Value {
@@ -33,7 +36,12 @@ fn pod_status(ip: &str, ready: bool) -> serde_json::Value {
 fn ready_counts(store: &reflector::Store<EndpointSlice>) -> HashMap<String, usize> {
     let mut m: HashMap<String, usize> = HashMap::new();
     for s in store.state() {
-        let Some(svc) = s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) else {
+        let Some(svc) = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/service-name"))
+        else {
             continue;
         };
         let ready = s
@@ -54,7 +62,8 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut cfg = portico_apiserver::ServerConfig::new(dir.path(), format!("https://127.0.0.1:{port}"));
+    let mut cfg =
+        portico_apiserver::ServerConfig::new(dir.path(), format!("https://127.0.0.1:{port}"));
     cfg.listeners = vec![listener];
     let prepared = portico_apiserver::prepare(&cfg).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -62,16 +71,23 @@ async fn main() {
         let _ = stop_rx.await;
     }));
     let kc = kube::config::Kubeconfig::read_from(&prepared.kubeconfig_path).unwrap();
-    let kcfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let kcfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     let client = Client::try_from(kcfg).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Api::<Service>::namespaced(client.clone(), "default").list(&Default::default()).await.is_err() {
+    while Api::<Service>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "server not ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let nodes: Api<Node> = Api::all(client.clone());
     for n in 0..10 {
-        let node: Node = serde_json::from_value(json!({"metadata": {"name": format!("node-{n}")}})).unwrap();
+        let node: Node =
+            serde_json::from_value(json!({"metadata": {"name": format!("node-{n}")}})).unwrap();
         nodes.create(&PostParams::default(), &node).await.unwrap();
     }
     let (ctl_tx, ctl_rx) = tokio::sync::oneshot::channel::<()>();
@@ -101,9 +117,10 @@ async fn main() {
         .map(|i| {
             let svc_api = svc_api.clone();
             async move {
-                let svc: Service = serde_json::from_value(json!({"metadata": {"name": format!("svc-{i}")},
+                let svc: Service =
+                    serde_json::from_value(json!({"metadata": {"name": format!("svc-{i}")},
                     "spec": {"selector": {"app": format!("app-{i}")}, "ports": [{"port": 80}]}}))
-                .unwrap();
+                    .unwrap();
                 svc_api.create(&PostParams::default(), &svc).await.unwrap();
             }
         })
@@ -141,8 +158,12 @@ async fn main() {
     }
     let converged = start.elapsed();
     println!("{services} Services x {per} pods = {total} pods");
-    println!("writes done after {:.2}s; all slices correct after {:.2}s ({:.2}s after the last write)",
-        written.as_secs_f64(), converged.as_secs_f64(), (converged - written).as_secs_f64());
+    println!(
+        "writes done after {:.2}s; all slices correct after {:.2}s ({:.2}s after the last write)",
+        written.as_secs_f64(),
+        converged.as_secs_f64(),
+        (converged - written).as_secs_f64()
+    );
 
     // Readiness flips: one pod at a time, time until its slice says so.
     let mut lat = Vec::with_capacity(samples);
@@ -153,7 +174,11 @@ async fn main() {
         let svc = format!("svc-{i}");
         let t0 = Instant::now();
         pod_api
-            .patch_status(&format!("pod-{i}-{j}"), &PatchParams::default(), &Patch::Merge(&pod_status(&ip, false)))
+            .patch_status(
+                &format!("pod-{i}-{j}"),
+                &PatchParams::default(),
+                &Patch::Merge(&pod_status(&ip, false)),
+            )
             .await
             .unwrap();
         while ready_counts(&store).get(&svc).copied() != Some(per - 1) {
@@ -162,7 +187,11 @@ async fn main() {
         }
         lat.push(t0.elapsed());
         pod_api
-            .patch_status(&format!("pod-{i}-{j}"), &PatchParams::default(), &Patch::Merge(&pod_status(&ip, true)))
+            .patch_status(
+                &format!("pod-{i}-{j}"),
+                &PatchParams::default(),
+                &Patch::Merge(&pod_status(&ip, true)),
+            )
             .await
             .unwrap();
         while ready_counts(&store).get(&svc).copied() != Some(per) {
@@ -171,8 +200,12 @@ async fn main() {
     }
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    println!("readiness change -> slice update over {samples} samples: p50 {:?}, p99 {:?}, max {:?}",
-        pct(0.50), pct(0.99), lat[lat.len() - 1]);
+    println!(
+        "readiness change -> slice update over {samples} samples: p50 {:?}, p99 {:?}, max {:?}",
+        pct(0.50),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
     let _ = ctl_tx.send(());
     let _ = stop_tx.send(());
     let _ = ctl.await;

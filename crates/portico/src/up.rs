@@ -4,7 +4,7 @@
 //! network namespace `portico up` was started in is the node.
 //! `--nodes N`: the namespaces of a [`portico_cluster::LanPlan`] are created, the
 //! API server also listens on the LAN inside `NAME-lan`, and one `portico agent`
-//! child process runs inside each node namespace. Ctrl-C stops the agents (which
+//! child process runs inside each node namespace (restarted if it dies). Ctrl-C stops the agents (which
 //! remove their pods and rules) and deletes the namespaces.
 
 use std::net::{SocketAddr, TcpListener};
@@ -21,6 +21,9 @@ use crate::compose::{self, NodeSpec};
 
 /// How long agents get to stop their pods before they are killed.
 const AGENT_STOP_GRACE: Duration = Duration::from_secs(40);
+
+/// Pause before an agent that died is started again.
+const AGENT_RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// Runs `portico up`.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -90,44 +93,52 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let log_dir = cluster.data_dir.join("logs");
     std::fs::create_dir_all(&log_dir)?;
-    let mut children = Vec::new();
+    let mut agents = Vec::new();
     for i in 1..=nodes {
         let ns = plan.node_ns(i);
-        let log = std::fs::File::create(log_dir.join(format!("{ns}.log")))?;
-        let mut cmd = tokio::process::Command::new(&exe);
-        cmd.arg("--log")
-            .arg(args_log())
-            .arg("agent")
-            .arg("--netns")
-            .arg(Topology::ns_path(&ns))
-            .arg("--server")
-            .arg(format!("https://{lan_addr}"))
-            .arg("--token-file")
-            .arg(&cp.prepared.node_token_path)
-            .arg("--ca-file")
-            .arg(&ca_path)
-            .arg("--node-name")
-            .arg(&ns)
-            .arg("--node-ip")
-            .arg(plan.node_ip(i).to_string())
-            .arg("--data-dir")
-            .arg(cluster.data_dir.join("nodes").join(&ns))
-            .arg("--cluster-cidr")
-            .arg(cluster.cluster_cidr.to_string())
-            .arg("--cluster-domain")
-            .arg(&args.node.cluster_domain)
-            .arg("--cluster-dns")
-            .arg(args.node.cluster_dns.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
+        let mut argv: Vec<String> = vec![
+            "--log".into(),
+            args_log(),
+            "agent".into(),
+            "--netns".into(),
+            Topology::ns_path(&ns),
+            "--server".into(),
+            format!("https://{lan_addr}"),
+            "--token-file".into(),
+            cp.prepared.node_token_path.display().to_string(),
+            "--ca-file".into(),
+            ca_path.display().to_string(),
+            "--node-name".into(),
+            ns.clone(),
+            "--node-ip".into(),
+            plan.node_ip(i).to_string(),
+            "--data-dir".into(),
+            cluster.data_dir.join("nodes").join(&ns).display().to_string(),
+            "--cluster-cidr".into(),
+            cluster.cluster_cidr.to_string(),
+            "--cluster-domain".into(),
+            args.node.cluster_domain.clone(),
+            "--cluster-dns".into(),
+            args.node.cluster_dns.to_string(),
+        ];
         if !args.node.nodeport_addresses.is_empty() {
             let list: Vec<String> = args.node.nodeport_addresses.iter().map(ToString::to_string).collect();
-            cmd.arg("--nodeport-addresses").arg(list.join(","));
+            argv.push("--nodeport-addresses".into());
+            argv.push(list.join(","));
         }
-        let child = cmd.spawn().with_context(|| format!("starting the agent of {ns}"))?;
-        children.push((ns, child));
+        agents.push(Agent {
+            ns,
+            exe: exe.clone(),
+            argv,
+            log: log_dir.join(format!("{}.log", plan.node_ns(i))),
+        });
+    }
+    // Start every agent before announcing the cluster, so a broken binary or
+    // namespace fails `portico up` at once.
+    let mut running = Vec::new();
+    for agent in agents {
+        let child = agent.spawn()?;
+        running.push((agent, child));
     }
     println!(
         "Portico is up: {nodes} nodes ({}), API server {}",
@@ -144,30 +155,70 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
         plan.node_ip(1)
     );
 
-    // An agent that dies takes the cluster down, like any other component.
-    let watch_token = token.clone();
+    // Agents are supervised like a kubelet under systemd: one that dies
+    // unexpectedly is started again (its node keeps its rules meanwhile).
     let mut waits = JoinSet::new();
-    for (ns, mut child) in children {
-        let t = watch_token.clone();
-        waits.spawn(async move {
-            tokio::select! {
-                status = child.wait() => {
-                    if !t.is_cancelled() {
-                        tracing::error!(node = %ns, ?status, "agent exited");
-                        t.cancel();
-                    }
-                }
-                _ = t.cancelled() => {
-                    stop_child(&ns, &mut child).await;
-                }
-            }
-        });
+    for (agent, child) in running {
+        waits.spawn(supervise_agent(agent, child, token.clone()));
     }
     let result = compose::supervise(tasks, token.clone()).await;
     token.cancel();
     while waits.join_next().await.is_some() {}
     drop(topo);
     result
+}
+
+/// How to start the agent of one node.
+struct Agent {
+    ns: String,
+    exe: std::path::PathBuf,
+    argv: Vec<String>,
+    log: std::path::PathBuf,
+}
+
+impl Agent {
+    fn spawn(&self) -> anyhow::Result<tokio::process::Child> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = tokio::process::Command::new(&self.exe)
+            .args(&self.argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting the agent of {}", self.ns))?;
+        Ok(child)
+    }
+}
+
+/// Keeps one agent running until `token` is cancelled, then stops it.
+async fn supervise_agent(agent: Agent, mut child: tokio::process::Child, token: CancellationToken) {
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                if token.is_cancelled() {
+                    return;
+                }
+                tracing::warn!(node = %agent.ns, ?status, "agent exited; starting it again");
+                tokio::select! {
+                    _ = tokio::time::sleep(AGENT_RESTART_DELAY) => {}
+                    _ = token.cancelled() => return,
+                }
+                match agent.spawn() {
+                    Ok(c) => child = c,
+                    Err(e) => {
+                        tracing::error!(node = %agent.ns, error = %format!("{e:#}"), "cannot restart the agent");
+                        token.cancel();
+                        return;
+                    }
+                }
+            }
+            _ = token.cancelled() => {
+                stop_child(&agent.ns, &mut child).await;
+                return;
+            }
+        }
+    }
 }
 
 fn args_log() -> String {

@@ -18,7 +18,10 @@ fn seed_flow(cluster: &Cluster) {
     let cols: Vec<&str> = svc.split_whitespace().collect();
     assert_eq!(cols[0], "nginx-service-nodeport");
     assert_eq!(cols[1], "NodePort");
-    assert!(cols[2].starts_with("10.9"), "cluster IP {svc}");
+    let cluster_ip: std::net::Ipv4Addr = cols[2].parse().unwrap();
+    let range: std::net::Ipv4Addr = "10.96.0.0".parse().unwrap();
+    // 10.96.0.0/12: the first 12 bits match.
+    assert_eq!(u32::from(cluster_ip) >> 20, u32::from(range) >> 20, "cluster IP {svc}");
     assert_eq!(cols[3], "<none>");
     assert_eq!(cols[4], "80:30080/TCP");
 

@@ -2,7 +2,8 @@
 //! through the Kubernetes API) are planned into nftables objects by pure code
 //! ([`model`], [`plan`], [`render`]) and programmed into the `ip portico`
 //! table of the current network namespace by the [`apply::Proxier`], one
-//! atomic `nft` transaction per sync, incrementally after the first.
+//! atomic transaction per sync, incrementally after the first: an nf_tables
+//! netlink batch ([`netlink`]) by default, or `nft -f` text ([`NftCli`]).
 
 pub mod apply;
 pub mod cache;
@@ -116,9 +117,28 @@ impl ProxyConfig {
     }
 }
 
+/// Environment variable choosing the applier: `nft` programs through the
+/// `nft` command; anything else (or unset) uses netlink directly.
+pub const APPLIER_ENV: &str = "PORTICO_PROXY_APPLIER";
+
+/// The applier for the current network namespace: netlink unless
+/// [`APPLIER_ENV`] says `nft` (or the netlink socket cannot be opened).
+pub fn default_applier() -> Box<dyn Nft> {
+    if std::env::var(APPLIER_ENV).is_ok_and(|v| v == "nft") {
+        return Box::new(NftCli::default());
+    }
+    match NftNetlink::open() {
+        Ok(n) => Box::new(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "nf_tables netlink unavailable; using the nft command");
+            Box::new(NftCli::default())
+        }
+    }
+}
+
 /// Removes Portico's tables from the current netns (used on shutdown of `portico up`).
 pub fn cleanup() -> Result<(), ProxyError> {
-    apply::delete_table(&mut NftCli::default())
+    apply::delete_table(&mut *default_applier())
 }
 
 /// Runs the proxy until `shutdown` completes. The rules stay in place on
@@ -158,7 +178,7 @@ pub async fn run(
         watcher::Config::default().labels(model::SERVICE_NAME_LABEL),
     )
     .default_backoff();
-    let proxier = Proxier::new(NftCli::default(), ConntrackCli::default(), base.clone());
+    let proxier = Proxier::new(default_applier(), ConntrackCli::default(), base.clone());
     let mut lp = syncloop::SyncLoop::new(proxier, base, config.node_name.clone(), metrics, healthz);
     let result = lp.run(services, slices, shutdown).await;
     if let Some(a) = admin {

@@ -85,7 +85,11 @@ impl Ctl {
         // Adopt orphaned ReplicaSets the selector matches (e.g. after an orphan delete and
         // re-create), as Kubernetes' controller ref manager does.
         if d.metadata.deletion_timestamp.is_none() {
-            let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+            let selector = d
+                .spec
+                .as_ref()
+                .map(|s| s.selector.clone())
+                .unwrap_or_default();
             let orphans: Vec<Arc<ReplicaSet>> = self
                 .replicasets
                 .state()
@@ -102,7 +106,15 @@ impl Ctl {
                 let mut refs = rs.owner_references().to_vec();
                 refs.push(util::controller_owner_ref(&*d));
                 let patch = serde_json::json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.resource_version()}});
-                ignore_not_found(rs_api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await)?;
+                ignore_not_found(
+                    rs_api
+                        .patch(
+                            &rs.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&patch),
+                        )
+                        .await,
+                )?;
             }
             if !orphans.is_empty() {
                 // Continue once the cache shows the adoption.

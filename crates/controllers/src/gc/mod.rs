@@ -47,7 +47,7 @@ struct Graph {
 struct Ctl {
     client: Client,
     graph: Arc<Graph>,
-    kinds: Mutex<HashMap<(String, String), ApiResource>>,
+    kinds: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
 }
 
 fn track<K>(inf: &mut Informer<K>, graph: Arc<Graph>, queue: WorkQueue)
@@ -157,7 +157,8 @@ impl Ctl {
         }
     }
 
-    async fn resolve(&self, api_version: &str, kind: &str) -> Result<ApiResource, ControllerError> {
+    /// The resource of `apiVersion`/`kind` and whether it is namespaced (discovery, cached).
+    async fn resolve(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool), kube::Error> {
         let key = (api_version.to_string(), kind.to_string());
         if let Some(r) = self.kinds.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(r);
@@ -167,52 +168,30 @@ impl Ctl {
             None => ("", api_version),
         };
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        let (ar, _) = kube::discovery::pinned_kind(&self.client, &gvk).await?;
+        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk).await?;
+        let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
         if let Ok(mut m) = self.kinds.lock() {
-            m.insert(key, ar.clone());
+            m.insert(key, (ar.clone(), namespaced));
         }
-        Ok(ar)
+        Ok((ar, namespaced))
     }
 
     /// Whether the owner still exists (same UID), from the graph or a live read.
-    async fn owner_exists(
-        &self,
-        owner: &OwnerReference,
-        ns: Option<&str>,
-    ) -> Result<bool, ControllerError> {
+    async fn owner_exists(&self, owner: &OwnerReference, ns: Option<&str>) -> Result<bool, ControllerError> {
         if self.node(&owner.uid).is_some() {
             return Ok(true);
         }
-        let resource = match self.resolve(&owner.api_version, &owner.kind).await {
+        let (resource, namespaced) = match self.resolve(&owner.api_version, &owner.kind).await {
             Ok(r) => r,
-            // Unknown kind: its objects cannot exist.
-            Err(ControllerError::Kube(e)) if !matches!(e, kube::Error::Api(_)) => return Ok(false),
-            Err(e) => return Err(e),
+            // The server does not serve that kind: no such owner can exist.
+            Err(kube::Error::Discovery(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
         };
-        // Cluster-scoped owners are read cluster-wide; namespaced ones in the dependent's ns.
-        let api = self.api(&resource, ns);
-        let api = if ns.is_some() {
-            api
-        } else {
-            self.api(&resource, None)
-        };
+        let api = self.api(&resource, if namespaced { ns } else { None });
         match api.get_opt(&owner.name).await {
             Ok(Some(obj)) => Ok(obj.uid().as_deref() == Some(owner.uid.as_str())),
             Ok(None) => Ok(false),
-            Err(e) if util::api_code(&e) == Some(404) => Ok(false),
-            Err(e) => {
-                // A namespaced lookup of a cluster-scoped kind fails; retry cluster-wide.
-                if ns.is_some() {
-                    match self.api(&resource, None).get_opt(&owner.name).await {
-                        Ok(Some(obj)) => {
-                            return Ok(obj.uid().as_deref() == Some(owner.uid.as_str()))
-                        }
-                        Ok(None) => return Ok(false),
-                        Err(_) => {}
-                    }
-                }
-                Err(e.into())
-            }
+            Err(e) => Err(e.into()),
         }
     }
 

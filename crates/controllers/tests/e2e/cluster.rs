@@ -317,3 +317,36 @@ async fn deleting_a_namespace_empties_it_then_removes_it() {
         .unwrap_or(true));
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repeated_events_are_counted_not_duplicated() {
+    let c = Cluster::start(default_config(), 1).await;
+    let (recorder, publisher) = portico_controllers::recorder::Recorder::new(c.client.clone());
+    let task = tokio::spawn(publisher);
+    let rec = recorder.for_component("test-controller");
+    let regarding = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Service".into()),
+        namespace: Some("default".into()),
+        name: Some("kubernetes".into()),
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        rec.warning(&regarding, "Repeated", "the same thing happened");
+    }
+    let ev = eventually(5, "one event with count 3", || {
+        let client = c.client.clone();
+        async move {
+            let evs = events_for(&client, "default", "kubernetes", "Repeated").await;
+            (evs.len() == 1 && evs[0].count == Some(3)).then(|| evs[0].clone())
+        }
+    })
+    .await;
+    assert_eq!(
+        ev.source.and_then(|s| s.component).as_deref(),
+        Some("test-controller")
+    );
+    assert!(ev.last_timestamp >= ev.first_timestamp);
+    task.abort();
+    c.stop().await;
+}

@@ -392,25 +392,57 @@ async fn foreground_and_orphan_deletion_follow_owner_references() {
     let d: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
     let count_pods = || {
         let pods = pods.clone();
-        async move { pods.list(&ListParams::default().labels("app=nginx")).await.map(|l| l.items.len()).unwrap_or(0) }
+        async move {
+            pods.list(&ListParams::default().labels("app=nginx"))
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0)
+        }
     };
 
     // Foreground: the Deployment stays (with the finalizer) until its dependents are gone.
     c.apply(NGINX).await;
-    eventually(20, "two pods", || async { (count_pods().await == 2).then_some(()) }).await;
-    let (ok, _, err) = c.kubectl(&["delete", "deployment", "nginx-deployment", "--cascade=foreground", "--wait=false"]).await;
+    eventually(20, "two pods", || async {
+        (count_pods().await == 2).then_some(())
+    })
+    .await;
+    let (ok, _, err) = c
+        .kubectl(&[
+            "delete",
+            "deployment",
+            "nginx-deployment",
+            "--cascade=foreground",
+            "--wait=false",
+        ])
+        .await;
     assert!(ok, "{err}");
     eventually(30, "deployment, ReplicaSets and pods gone", || async {
         let gone = d.get_opt("nginx-deployment").await.ok()?.is_none();
-        let rs = rs_api.list(&ListParams::default()).await.ok()?.items.is_empty();
+        let rs = rs_api
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .is_empty();
         (gone && rs && count_pods().await == 0).then_some(())
     })
     .await;
 
     // Orphan: the ReplicaSet and pods stay, without the owner reference.
     c.apply(NGINX).await;
-    eventually(20, "two pods again", || async { (count_pods().await == 2).then_some(()) }).await;
-    let (ok, _, err) = c.kubectl(&["delete", "deployment", "nginx-deployment", "--cascade=orphan", "--wait=false"]).await;
+    eventually(20, "two pods again", || async {
+        (count_pods().await == 2).then_some(())
+    })
+    .await;
+    let (ok, _, err) = c
+        .kubectl(&[
+            "delete",
+            "deployment",
+            "nginx-deployment",
+            "--cascade=orphan",
+            "--wait=false",
+        ])
+        .await;
     assert!(ok, "{err}");
     eventually(30, "deployment gone, ReplicaSet orphaned", || async {
         let gone = d.get_opt("nginx-deployment").await.ok()?.is_none();

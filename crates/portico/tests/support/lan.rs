@@ -169,6 +169,12 @@ impl Cluster {
     /// multi-node cluster and starts its agent as a child of the test (so the
     /// test may kill and restart it). Removed when the guard drops.
     pub fn add_node(&self, i: u8) -> ExtraNode {
+        self.add_node_with_args(i, &[])
+    }
+
+    /// [`Cluster::add_node`] with extra `portico agent` flags (kept for restarts),
+    /// e.g. `--nodeport-addresses`.
+    pub fn add_node_with_args(&self, i: u8, agent_args: &[&str]) -> ExtraNode {
         let ns = format!("{}-node{i}", self.name);
         let lan = self.lan_ns();
         let port = format!("n{i}");
@@ -176,6 +182,7 @@ impl Cluster {
             ns: ns.clone(),
             ip: format!("192.168.77.{}", 10 + i),
             dir: self.dir.path().to_path_buf(),
+            args: agent_args.iter().map(|a| a.to_string()).collect(),
             agent: None,
         };
         ip(&["netns", "add", &ns]);
@@ -223,6 +230,7 @@ pub struct ExtraNode {
     /// InternalIP.
     pub ip: String,
     dir: std::path::PathBuf,
+    args: Vec<String>,
     agent: Option<Child>,
 }
 
@@ -247,6 +255,7 @@ impl ExtraNode {
             .arg(self.dir.join("ca.crt"))
             .args(["--node-name", &self.ns, "--node-ip", &self.ip, "--data-dir"])
             .arg(self.dir.join("nodes").join(&self.ns))
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
