@@ -31,7 +31,9 @@ use std::sync::Arc;
 
 pub use answer::{answer, Outcome, Response};
 pub use metrics::DnsMetrics;
-pub use nodelocal::{prepare_node_local_address, INTERFACE as NODE_LOCAL_INTERFACE};
+pub use nodelocal::{
+    prepare_node_local_address, remove_node_local_address, INTERFACE as NODE_LOCAL_INTERFACE,
+};
 pub use planner::{plan, Change, Planner};
 pub use server::{BoundSockets, DnsServer, Handler};
 pub use zone::Zone;

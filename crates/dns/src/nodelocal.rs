@@ -35,6 +35,23 @@ pub fn prepare_node_local_address(addr: Ipv4Addr) -> Result<(), DnsError> {
     Ok(())
 }
 
+/// Undoes [`prepare_node_local_address`]: deletes the dummy interface, or the
+/// address from `lo`. Missing pieces are not an error (idempotent).
+pub fn remove_node_local_address(addr: Ipv4Addr) -> Result<(), DnsError> {
+    if ip(&["link", "del", INTERFACE]).is_ok() {
+        return Ok(());
+    }
+    let cidr = format!("{addr}/32");
+    let present = Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", "lo", "to", &cidr])
+        .output()
+        .map_err(|e| DnsError::NodeLocal(format!("running ip: {e}")))?;
+    if String::from_utf8_lossy(&present.stdout).trim().is_empty() {
+        return Ok(());
+    }
+    ip(&["addr", "del", &cidr, "dev", "lo"])
+}
+
 fn ip(args: &[&str]) -> Result<(), DnsError> {
     let out = Command::new("ip")
         .args(args)
@@ -73,6 +90,14 @@ mod tests {
             // The address is usable for a listener at once.
             let socket = std::net::UdpSocket::bind((addr, 0)).unwrap();
             assert_eq!(socket.local_addr().unwrap().ip(), addr);
+            drop(socket);
+            remove_node_local_address(addr).unwrap();
+            remove_node_local_address(addr).unwrap();
+            let out = Command::new("ip")
+                .args(["-o", "-4", "addr", "show", "to", "10.96.0.10/32"])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), "");
         });
         handle.join().unwrap();
     }

@@ -180,9 +180,12 @@ pub async fn run_node(client: kube::Client, node: NodeSpec, token: CancellationT
                 .context("DNS")
         },
     );
-    // Whatever happened, leave no rules behind in this node.
+    // Whatever happened, leave no rules or addresses behind in this node.
     if let Err(e) = portico_proxy::cleanup() {
         tracing::warn!(error = %e, "removing proxy rules");
+    }
+    if let Err(e) = portico_dns::remove_node_local_address(node.args.cluster_dns) {
+        tracing::warn!(error = %e, "removing the node-local DNS address");
     }
     result.map(|_| ())
 }

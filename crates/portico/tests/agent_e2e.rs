@@ -9,69 +9,9 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::node::{descendants, ProcId};
+use support::pods::{pod_row, pods, slice_endpoints, wait_ready, PodView};
 use support::{eventually, example, Cluster, Layout};
-
-/// What `kubectl get pods -o json` says about one pod.
-#[derive(Debug, Clone)]
-struct PodView {
-    name: String,
-    phase: String,
-    ready: bool,
-    ip: String,
-    node: String,
-    restarts: i64,
-}
-
-fn pods(c: &Cluster, selector: &str) -> Vec<PodView> {
-    let out = c.kubectl(&["get", "pods", "-l", selector, "-o", "json"]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .map(|p| PodView {
-            name: p["metadata"]["name"].as_str().unwrap_or("").to_string(),
-            phase: p["status"]["phase"].as_str().unwrap_or("").to_string(),
-            ready: p["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True"),
-            ip: p["status"]["podIP"].as_str().unwrap_or("").to_string(),
-            node: p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
-            restarts: p["status"]["containerStatuses"][0]["restartCount"]
-                .as_i64()
-                .unwrap_or(0),
-        })
-        .collect()
-}
-
-/// Waits for exactly `n` pods matching `selector`, all Running and Ready with an IP.
-fn wait_ready(c: &Cluster, selector: &str, n: usize, timeout: Duration) -> Vec<PodView> {
-    eventually(
-        &format!("{n} pods {selector} Running and Ready"),
-        timeout,
-        || {
-            let p = pods(c, selector);
-            let ok = p.len() == n
-                && p.iter()
-                    .all(|p| p.phase == "Running" && p.ready && !p.ip.is_empty());
-            ok.then_some(p)
-        },
-    )
-}
-
-/// The row of `kubectl get pods NAME --no-headers`, split in columns
-/// (RESTARTS may read `1 (4s ago)`, so only the first four are stable).
-fn pod_row(c: &Cluster, name: &str) -> Vec<String> {
-    c.kubectl(&["get", "pod", name, "--no-headers"])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
 
 /// Applies the seed's nginx Deployment and returns its two pods once Running
 /// and Ready, checking each answers with nginx's page from the node.
@@ -254,29 +194,6 @@ fn deleted_pod_is_replaced(c: &Cluster, nginx: &[PodView]) {
     assert!(body.contains("Welcome to nginx!"), "{url} answered: {body}");
 }
 
-/// Endpoint addresses of a Service's EndpointSlices: (ip, ready).
-fn slice_endpoints(c: &Cluster, service: &str) -> Vec<(String, bool)> {
-    let out = c.kubectl(&[
-        "get",
-        "endpointslices",
-        "-l",
-        &format!("kubernetes.io/service-name={service}"),
-        "-o",
-        "json",
-    ]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let mut eps = Vec::new();
-    for slice in v["items"].as_array().unwrap() {
-        for ep in slice["endpoints"].as_array().into_iter().flatten() {
-            let ready = ep["conditions"]["ready"].as_bool().unwrap_or(true);
-            for a in ep["addresses"].as_array().into_iter().flatten() {
-                eps.push((a.as_str().unwrap_or("").to_string(), ready));
-            }
-        }
-    }
-    eps
-}
-
 /// A readiness probe that starts failing turns the pod not Ready and takes it
 /// out of its Service's ready endpoints.
 fn failing_readiness_probe(c: &Cluster) {
@@ -363,6 +280,50 @@ spec:
     assert!(!ep.contains(&pod.ip), "kubectl get endpoints probed: {ep}");
 }
 
+/// An image the runtime cannot run leaves the container Waiting with a reason
+/// (the STATUS column) and a message, and the pod Pending; nothing crashes.
+fn unsupported_image_waits(c: &Cluster) {
+    c.apply_yaml(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: unrunnable
+  labels: {app: unrunnable}
+spec:
+  containers:
+  - name: app
+    image: quay.io/example/some-database:7
+"#,
+    );
+    let waiting = eventually(
+        "the container is Waiting with a reason",
+        Duration::from_secs(10),
+        || {
+            let out = c.kubectl(&[
+            "get",
+            "pod",
+            "unrunnable",
+            "-o",
+            "jsonpath={.status.phase}|{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+        ]);
+            let parts: Vec<String> = out.split('|').map(str::to_string).collect();
+            (parts.len() == 3 && !parts[1].is_empty()).then_some(parts)
+        },
+    );
+    assert_eq!(waiting[0], "Pending", "{waiting:?}");
+    assert!(
+        waiting[2].contains("quay.io/example/some-database:7"),
+        "message names the image: {waiting:?}"
+    );
+    let row = pod_row(c, "unrunnable");
+    assert_eq!(
+        row[1..3],
+        ["0/1".to_string(), waiting[1].clone()],
+        "kubectl get pod: {row:?}"
+    );
+    c.kubectl(&["delete", "pod", "unrunnable", "--timeout=30s"]);
+}
+
 #[test]
 fn single_node_runs_pods_like_kubernetes() {
     let c = Cluster::up(Layout::Single);
@@ -371,6 +332,7 @@ fn single_node_runs_pods_like_kubernetes() {
     killed_container_restarts(&c);
     deleted_pod_is_replaced(&c, &nginx);
     failing_readiness_probe(&c);
+    unsupported_image_waits(&c);
 }
 
 const SPREAD: &str = r#"apiVersion: apps/v1
@@ -584,6 +546,11 @@ fn ctrl_c_cleans_up_and_the_same_data_dir_brings_the_cluster_back() {
         .map(|n| n.split('@').next().unwrap_or(n).to_string())
         .collect();
     assert_eq!(links, ["lo", "eth0"], "interfaces left in the node");
+    let addrs = node_state(&c, &["-4", "-o", "addr"]);
+    assert!(
+        !addrs.contains("10.96.0.10"),
+        "the node-local DNS address is left behind:\n{addrs}"
+    );
     let routes = node_state(&c, &["-4", "route"]);
     assert_eq!(
         routes.lines().count(),

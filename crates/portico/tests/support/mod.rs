@@ -10,6 +10,7 @@ pub mod lan;
 pub mod traffic;
 
 pub mod node;
+pub mod pods;
 
 /// The `portico` binary under test: `PORTICO_E2E_BIN` if set (e.g. a release
 /// build), else the one Cargo built for this test.

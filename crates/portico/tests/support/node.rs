@@ -295,20 +295,6 @@ fn fib_has_local(trie: &str, ip: &str) -> bool {
     false
 }
 
-/// Pids of processes whose command line is exactly `argv`.
-pub fn pids_with_argv(argv: &[&str]) -> Vec<i32> {
-    let want: Vec<u8> = argv
-        .iter()
-        .flat_map(|a| a.bytes().chain(std::iter::once(0)))
-        .collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
-        .collect()
-}
-
 /// A process identity that survives pid reuse: its pid and start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcId {
