@@ -128,6 +128,10 @@ pub fn pod_network_batches(
             sb.veth, sb.netns
         ),
         format!("link set {} master {bridge} up", sb.veth),
+        // A pod reaching itself through a Service is DNATed back to the bridge
+        // port it came from; with bridge netfilter on, that needs hairpin mode
+        // (the CNI bridge plugin's hairpinMode).
+        format!("link set {} type bridge_slave hairpin on", sb.veth),
     ];
     let pod = vec![
         format!("addr add {}/{} dev eth0", sb.ip, cidr.prefix_len()),
@@ -250,6 +254,7 @@ mod tests {
                 "netns add n1-default-web-1a2b3c4d",
                 "link add veth1a2b3c4d type veth peer name eth0 netns n1-default-web-1a2b3c4d",
                 "link set veth1a2b3c4d master portico0 up",
+                "link set veth1a2b3c4d type bridge_slave hairpin on",
             ]
         );
         assert_eq!(

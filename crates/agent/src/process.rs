@@ -24,7 +24,7 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin hostname "$h" 2>/dev/null || echo "$h" > /pro
 PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/resolv.conf" /etc/resolv.conf || exit 126
 PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/hosts" /etc/hosts || exit 126
 PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/hostname" /etc/hostname 2>/dev/null
-if [ -n "$w" ]; then cd "$w" || exit 126; fi
+if [ -n "$w" ]; then cd "$w" || exit 126; else cd /; fi
 unset d h w
 exec "$@"
 "#;

@@ -49,6 +49,7 @@ fn services_on_three_nodes() {
     no_endpoints_refuse(&cluster, &client, &client_ns);
     seed_flow_with_agnhost(&cluster, &client, &web);
     cluster_ip_from_pods(&cluster, &client_ns, &be);
+    hairpin(&cluster, &be);
     udp_node_port(&cluster, &client, &be);
     session_affinity(&cluster, &client, &web);
     external_traffic_policy(&cluster, &client);
@@ -169,6 +170,24 @@ fn cluster_ip_from_pods(
             "pod {pod_ip} seen as {seen_ip:?}"
         );
     }
+}
+
+/// Hairpin: a pod reaching its own Service always gets an answer, and some
+/// of the answers come from itself (the random choice picks it).
+fn hairpin(cluster: &Cluster, be: &BTreeMap<String, (String, String)>) {
+    let cip = cluster_ip(cluster, "be");
+    let (be1_ip, _) = &be["be1"];
+    let ns = eventually("be1's netns", SHORT, || cluster.pod_net(be1_ip));
+    let url = format!("http://{cip}/hostname");
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        answers.push(curl(&ns, &url));
+    }
+    assert!(answers.iter().all(Option::is_some), "be1 -> {url}: {answers:?}");
+    assert!(
+        answers.iter().any(|a| a.as_deref() == Some("be1")),
+        "be1 never reached itself through {url}: {answers:?}"
+    );
 }
 
 /// A UDP NodePort answers on every node.

@@ -271,9 +271,11 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
             flushes.extend(new.udp_live.difference(&old.udp_live).cloned());
         }
         let (mut added, mut removed) = (Vec::new(), Vec::new());
-        let mut refs = self.hairpin_refs.clone();
+        // New counts of the touched addresses only: cloning every count
+        // would make a one-Service sync linear in the table size.
+        let mut refs: Vec<(Ipv4Addr, usize)> = Vec::with_capacity(hairpin_delta.len());
         for (ip, d) in hairpin_delta {
-            let before = refs.get(&ip).copied().unwrap_or(0);
+            let before = self.hairpin_refs.get(&ip).copied().unwrap_or(0);
             let after = usize::try_from(
                 isize::try_from(before)
                     .unwrap_or(isize::MAX)
@@ -285,11 +287,7 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
                 (b, 0) if b > 0 => removed.push(ip),
                 _ => {}
             }
-            if after == 0 {
-                refs.remove(&ip);
-            } else {
-                refs.insert(ip, after);
-            }
+            refs.push((ip, after));
         }
         diff.hairpin(&added, &removed);
 
@@ -337,7 +335,13 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
             .extend(diff.removed_chains.into_iter().map(|c| (c, now)));
         self.pending_sets
             .extend(diff.removed_sets.into_iter().map(|s| (s, now)));
-        self.hairpin_refs = refs;
+        for (ip, after) in refs {
+            if after == 0 {
+                self.hairpin_refs.remove(&ip);
+            } else {
+                self.hairpin_refs.insert(ip, after);
+            }
+        }
         for key in changed {
             let old_rules = self.applied.get(key).map_or(0, |p| p.rule_count());
             let new_plan = desired.get(key);

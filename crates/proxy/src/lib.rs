@@ -31,8 +31,8 @@ use kube::Api;
 use prometheus_client::registry::Registry;
 
 pub use crate::apply::{Conntrack, ConntrackCli, Nft, NftCli, Proxier, SyncStats, Txn};
-pub use crate::netlink::NftNetlink;
 pub use crate::metrics::ProxyMetrics;
+pub use crate::netlink::NftNetlink;
 use crate::plan::Base;
 
 /// Shortest time between a change and the sync that programs it: changes that

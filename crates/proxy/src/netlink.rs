@@ -82,7 +82,12 @@ impl NftNetlink {
         Ok(b)
     }
 
-    fn full(&mut self, b: &mut Batch, base: &Base, plans: &[&ServicePlan]) -> Result<(), ProxyError> {
+    fn full(
+        &mut self,
+        b: &mut Batch,
+        base: &Base,
+        plans: &[&ServicePlan],
+    ) -> Result<(), ProxyError> {
         // add; delete; add: works whether or not the table exists.
         table(b, MsgType::NewTable);
         table(b, MsgType::DelTable);
@@ -116,7 +121,10 @@ impl NftNetlink {
             }
             map_elements(b, MsgType::NewSetElem, map, &all)?;
         }
-        let mut hairpin: Vec<Ipv4Addr> = plans.iter().flat_map(|p| p.hairpin.iter().copied()).collect();
+        let mut hairpin: Vec<Ipv4Addr> = plans
+            .iter()
+            .flat_map(|p| p.hairpin.iter().copied())
+            .collect();
         hairpin.sort_unstable();
         hairpin.dedup();
         hairpin_elements(b, MsgType::NewSetElem, &hairpin);
@@ -216,7 +224,7 @@ impl NftNetlink {
         // Chains in `render_base` order (listings show creation order), with
         // (hook, priority, type) for base chains.
         let filter = |hook| Some((hook, -110, "filter"));
-        let chains: [(&str, Option<(u32, i32, &str)>); 14] = [
+        let chains: [(&str, Option<Hook>); 14] = [
             ("filter-prerouting", filter(0)),
             ("filter-input", filter(1)),
             ("filter-forward", filter(2)),
@@ -256,7 +264,12 @@ impl NftNetlink {
                 x::lookup(b, map.name(), REG_1, Some(x::REG_VERDICT));
             });
         }
-        nodeport_rules(b, base, "nodeport-endpoints-check", Map::NoEndpointNodeports);
+        nodeport_rules(
+            b,
+            base,
+            "nodeport-endpoints-check",
+            Map::NoEndpointNodeports,
+        );
         rule(b, "reject-chain", x::reject);
         rule(b, MARK_FOR_MASQUERADE, |b| {
             x::meta(b, x::META_MARK, REG_1);
@@ -311,7 +324,10 @@ fn nodeport_rules(b: &mut Batch, base: &Base, chain_name: &str, map: Map) {
     let cidrs: Vec<Option<Ipv4Net>> = if base.nodeport_addresses.is_empty() {
         vec![None]
     } else {
-        base.nodeport_addresses.iter().map(|n| Some(n.trunc())).collect()
+        base.nodeport_addresses
+            .iter()
+            .map(|n| Some(n.trunc()))
+            .collect()
     };
     for cidr in cidrs {
         rule(b, chain_name, |b| {
@@ -345,7 +361,10 @@ fn table(b: &mut Batch, ty: MsgType) {
     b.end();
 }
 
-fn chain(b: &mut Batch, name: &str, hook: Option<(u32, i32, &str)>) {
+/// A base chain's (hook number, priority, type).
+type Hook = (u32, i32, &'static str);
+
+fn chain(b: &mut Batch, name: &str, hook: Option<Hook>) {
     b.begin(MsgType::NewChain, NLM_F_CREATE);
     b.str(1, TABLE);
     b.str(3, name);
@@ -394,7 +413,11 @@ fn encode_key(map: Map, key: &str) -> Result<Vec<u8>, ProxyError> {
     let bad = || ProxyError::Netlink(format!("bad key {key:?} for map {}", map.name()));
     let parts: Vec<&str> = key.split(" . ").collect();
     let (ip, proto, port) = match parts.as_slice() {
-        [ip, proto, port] => (Some(ip.parse::<Ipv4Addr>().map_err(|_| bad())?), *proto, *port),
+        [ip, proto, port] => (
+            Some(ip.parse::<Ipv4Addr>().map_err(|_| bad())?),
+            *proto,
+            *port,
+        ),
         [proto, port] => (None, *proto, *port),
         _ => return Err(bad()),
     };

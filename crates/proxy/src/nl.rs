@@ -140,7 +140,7 @@ impl Batch {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -169,7 +169,8 @@ impl Batch {
     pub fn nest(&mut self, ty: u16) {
         self.open.push(self.buf.len());
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
     }
 
     /// Number of nf_tables messages so far.
@@ -259,12 +260,8 @@ impl NfSocket {
                 let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]])
                     as usize;
                 let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-                let seq = u32::from_ne_bytes([
-                    buf[off + 8],
-                    buf[off + 9],
-                    buf[off + 10],
-                    buf[off + 11],
-                ]);
+                let seq =
+                    u32::from_ne_bytes([buf[off + 8], buf[off + 9], buf[off + 10], buf[off + 11]]);
                 if len < 16 || off + len > n {
                     break;
                 }

@@ -346,7 +346,10 @@ pub fn encode_rule(b: &mut Batch, rule: &Rule) {
             l4proto(b, *proto);
             dnat(b, *ip, *port);
         }
-        Rule::Match { matches, verdict: v } => {
+        Rule::Match {
+            matches,
+            verdict: v,
+        } => {
             for m in matches {
                 encode_match(b, m);
             }

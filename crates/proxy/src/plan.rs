@@ -323,10 +323,8 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         // No endpoints anywhere: every address of the port refuses new
         // connections (the filter hooks send the reject).
         for ip in std::iter::once(p.cluster_ip).chain(external_vips.iter().copied()) {
-            plan.elements.insert(
-                (Map::NoEndpointServices, vip_key(ip)),
-                goto("reject-chain"),
-            );
+            plan.elements
+                .insert((Map::NoEndpointServices, vip_key(ip)), goto("reject-chain"));
         }
         if let Some(np) = p.node_port {
             plan.elements.insert(

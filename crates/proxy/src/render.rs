@@ -311,11 +311,7 @@ impl Diff {
             }
         }
         for (map, key) in &self.delete_elements {
-            let _ = writeln!(
-                out,
-                "delete element ip {TABLE} {} {{ {key} }}",
-                map.name()
-            );
+            let _ = writeln!(out, "delete element ip {TABLE} {} {{ {key} }}", map.name());
         }
         for ip in &self.hairpin_delete {
             let _ = writeln!(out, "delete element ip {TABLE} hairpin {{ {ip} . {ip} }}");

@@ -574,7 +574,11 @@ fn netlink_and_nft_program_the_same_table() {
     // And after an incremental change (one Service loses an endpoint, one goes away).
     let mut changed = input.clone();
     changed.truncate(4);
-    let one = [slice("web", &[(POD_A, "node-a", true)], &[("", 8080, "TCP")])];
+    let one = [slice(
+        "web",
+        &[(POD_A, "node-a", true)],
+        &[("", 8080, "TCP")],
+    )];
     changed[0].1 = &one;
     program(&mut cli, "node-a", &base(), &changed);
     program(&mut nl, "node-a", &base(), &changed);
