@@ -379,14 +379,14 @@ fn three_nodes_route_pods_clean_up_and_come_back() {
 
     c.apply_yaml(SPREAD);
     let spread = wait_ready(&c, "app=spread", 6, Duration::from_secs(30));
-    // "2 pods per node" is not asserted: the scheduler double-counts a pod
-    // when its bound watch event beats the bind response (about 1 run in 4
-    // ends 3/2/1). The placement is printed for whoever debugs it.
+    // The scheduler spreads the replicas of one owner: 2 per node.
     let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &spread {
         *per_node.entry(p.node.as_str()).or_default() += 1;
     }
-    eprintln!("spread pods per node: {per_node:?}");
+    let names: Vec<String> = (1..=3).map(|i| c.node_name(i)).collect();
+    let want: BTreeMap<&str, usize> = names.iter().map(|n| (n.as_str(), 2)).collect();
+    assert_eq!(per_node, want, "6 replicas over 3 nodes");
 
     // Pod to pod across nodes, by pod IP.
     let on = |i: usize| {

@@ -206,11 +206,23 @@ impl Ctl {
         let pod_ref = pod.object_ref(&());
         match choice {
             Ok(node) => {
-                self.bind(&api, &pod, &node).await?;
+                // Assume the placement before binding: the watch event of the
+                // bound pod can arrive before bind() returns, and counting it
+                // only afterwards would count it twice.
                 if let Ok(mut c) = self.counts.lock() {
                     c.assumed
                         .insert(key.to_string(), (node.clone(), owner.clone()));
                     c.add(&node, &owner, 1);
+                }
+                if let Err(e) = self.bind(&api, &pod, &node).await {
+                    if let Ok(mut c) = self.counts.lock() {
+                        if c.assumed.remove(key).is_some() {
+                            c.add(&node, &owner, -1);
+                        }
+                    }
+                    return Err(e);
+                }
+                if let Ok(mut c) = self.counts.lock() {
                     c.pending.remove(key);
                 }
                 self.recorder.normal(
