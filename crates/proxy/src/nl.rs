@@ -305,3 +305,61 @@ fn outcome(first_err: Option<(i32, u32)>) -> Result<(), ProxyError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+
+    #[test]
+    fn batch_frames_messages_and_patches_lengths() {
+        let mut b = Batch::new();
+        b.begin(MsgType::NewTable, NLM_F_CREATE);
+        b.str(1, "portico");
+        b.nest(4);
+        b.be32(1, 7);
+        b.end();
+        b.end();
+        assert_eq!(b.len(), 1);
+        let bytes = b.finish();
+        // begin marker: 20 bytes, subsystem in res_id (big endian).
+        assert_eq!(u32_at(&bytes, 0), 20);
+        assert_eq!(
+            u16::from_ne_bytes([bytes[4], bytes[5]]),
+            NFNL_MSG_BATCH_BEGIN
+        );
+        assert_eq!(&bytes[18..20], &SUBSYS_NFTABLES.to_be_bytes());
+        // The table message: header 16 + nfgenmsg 4 + name 12 + nest 4 + u32 attr 8.
+        let msg = &bytes[20..];
+        assert_eq!(u32_at(msg, 0), 44);
+        assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 10 << 8); // NEWTABLE = 0
+        assert_eq!(msg[16], FAMILY_IPV4);
+        assert_eq!(&msg[24..32], b"portico\0");
+        // The nest holds one 8-byte attribute and carries the nested flag.
+        assert_eq!(u16::from_ne_bytes([msg[32], msg[33]]), 12);
+        assert_eq!(u16::from_ne_bytes([msg[34], msg[35]]), 4 | NLA_F_NESTED);
+        assert_eq!(&msg[40..44], &7u32.to_be_bytes());
+        // end marker follows.
+        assert_eq!(bytes.len(), 20 + 44 + 20);
+        assert_eq!(
+            u16::from_ne_bytes([bytes[64 + 4], bytes[64 + 5]]),
+            NFNL_MSG_BATCH_END
+        );
+    }
+
+    #[test]
+    fn strings_are_nul_terminated_and_padded() {
+        let mut b = Batch::new();
+        b.begin(MsgType::NewChain, 0);
+        b.str(3, "abcd");
+        b.end();
+        let bytes = b.finish();
+        // 4 header + 5 bytes ("abcd\0"), padded to 12.
+        assert_eq!(u16::from_ne_bytes([bytes[40], bytes[41]]), 9);
+        assert_eq!(&bytes[44..52], b"abcd\0\0\0\0");
+        assert_eq!(u32_at(&bytes, 20), 32);
+    }
+}

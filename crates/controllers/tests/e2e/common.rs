@@ -152,14 +152,7 @@ impl Cluster {
         let path = self.dir.path().join(format!("m-{}.yaml", rand_suffix()));
         std::fs::write(&path, yaml).unwrap();
         let file = path.to_str().unwrap();
-        let (mut ok, mut out, mut err) = self.kubectl(&["apply", "-f", file]).await;
-        if !ok && err.contains("failed to download openapi") {
-            // OpenAPI is the API server's deliverable; until it is served, apply the same
-            // manifest without client-side schema validation.
-            (ok, out, err) = self
-                .kubectl(&["apply", "--validate=false", "-f", file])
-                .await;
-        }
+        let (ok, out, err) = self.kubectl(&["apply", "-f", file]).await;
         assert!(ok, "kubectl apply failed: {out} {err}");
     }
 

@@ -100,17 +100,18 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
         }
     })
     .await;
-    let (_, table, _) = c.kubectl(&["get", "deploy", "nginx-deployment"]).await;
-    if table.starts_with("NAME") && table.contains("READY") {
-        // Server-side Table printing (the API server's part) renders the same status.
-        let cols: Vec<&str> = table
-            .lines()
-            .nth(1)
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        assert_eq!(&cols[1..4], ["2/2", "2", "2"], "{table}");
-    }
+    // The columns kubectl prints from the server-side Table.
+    let (ok, table, err) = c.kubectl(&["get", "deploy", "nginx-deployment"]).await;
+    assert!(ok, "{err}");
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], "{table}");
+    let cols: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&cols[..4], ["nginx-deployment", "2/2", "2", "2"], "{table}");
     let ips: Vec<String> = pods
         .list(&ListParams::default().labels("app=nginx"))
         .await
@@ -145,6 +146,15 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
         }
     })
     .await;
+    // `kubectl get endpoints` prints them in its ENDPOINTS column.
+    let (ok, out, err) = c
+        .kubectl(&["get", "endpoints", "nginx-service-nodeport", "--no-headers"])
+        .await;
+    assert!(ok, "{err}");
+    let column = out.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let mut printed: Vec<&str> = column.split(',').collect();
+    printed.sort_by_key(|s| s.parse::<std::net::SocketAddr>().ok());
+    assert_eq!(printed.join(","), want, "{out}");
     let (ok, out, err) = c
         .kubectl(&["describe", "svc", "nginx-service-nodeport"])
         .await;
