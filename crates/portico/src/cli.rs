@@ -112,6 +112,10 @@ pub struct NodeArgs {
     /// The cluster DNS address pods use (the kube-dns ClusterIP).
     #[arg(long, default_value = "10.96.0.10")]
     pub cluster_dns: Ipv4Addr,
+    /// Upstream resolvers for names outside the cluster (IP:PORT, comma
+    /// separated); default: the node's /etc/resolv.conf.
+    #[arg(long, value_delimiter = ',')]
+    pub dns_upstream: Vec<SocketAddr>,
 }
 
 /// `portico agent`.

@@ -161,7 +161,7 @@ pub async fn run_node(client: kube::Client, node: NodeSpec, token: CancellationT
         listen: vec![SocketAddr::new(node.args.cluster_dns.into(), 53)],
         cluster_domain: node.args.cluster_domain.clone(),
         ttl: 5,
-        upstreams: Vec::new(),
+        upstreams: node.args.dns_upstream.clone(),
     };
     let result = tokio::try_join!(
         async {

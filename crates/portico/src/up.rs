@@ -121,6 +121,11 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
             "--cluster-dns".into(),
             args.node.cluster_dns.to_string(),
         ];
+        if !args.node.dns_upstream.is_empty() {
+            let list: Vec<String> = args.node.dns_upstream.iter().map(ToString::to_string).collect();
+            argv.push("--dns-upstream".into());
+            argv.push(list.join(","));
+        }
         if !args.node.nodeport_addresses.is_empty() {
             let list: Vec<String> = args.node.nodeport_addresses.iter().map(ToString::to_string).collect();
             argv.push("--nodeport-addresses".into());
