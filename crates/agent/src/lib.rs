@@ -53,7 +53,16 @@ pub struct AgentConfig {
     pub cluster_domain: String,
     /// The pod bridge (portico0).
     pub bridge_name: String,
+    /// Port of the agent's log endpoint on `node_ip` (the kubelet's 10250),
+    /// reported in the Node's `daemonEndpoints`; 0 serves nothing.
+    pub kubelet_port: u16,
+    /// Bearer token the log endpoint requires (the node token the API
+    /// server also holds); `None` leaves it open.
+    pub endpoint_token: Option<String>,
 }
+
+/// The kubelet's port, where the API server expects the agent's endpoint.
+pub const KUBELET_PORT: u16 = 10250;
 
 /// Default node IP: the IPv4 address of the interface holding the default
 /// route in the current network namespace.
@@ -96,14 +105,48 @@ pub async fn run_with_exe(
         agnhost_exe,
     })?;
     runtime.cleanup_leftovers().await;
+    let endpoint = serve_endpoint(&config).await?;
     let mut shutdown = std::pin::pin!(shutdown);
     let result = tokio::select! {
         r = serve(client, config, std::sync::Arc::clone(&runtime)) => r,
+        r = endpoint => r,
         () = &mut shutdown => Ok(()),
     };
     tracing::info!("node agent stopping: removing pods, bridge and routes");
     runtime.shutdown(SHUTDOWN_GRACE).await;
     result
+}
+
+/// Binds the log endpoint on `node_ip:kubelet_port` (so a bind failure fails
+/// the start) and returns the future serving it.
+///
+/// Plain HTTP with the node token as Bearer auth, not the kubelet's HTTPS:
+/// the endpoint listens only on the node's own address, so the traffic stays
+/// on the node LAN (or, single node, on the machine), and the token keeps
+/// anyone else there from reading logs.
+async fn serve_endpoint(
+    config: &AgentConfig,
+) -> Result<impl Future<Output = Result<(), AgentError>> + Send + 'static, AgentError> {
+    let listener = if config.kubelet_port == 0 {
+        None
+    } else {
+        let addr = std::net::SocketAddr::from((config.node_ip, config.kubelet_port));
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| AgentError::io(format!("binding the log endpoint on {addr}"), e))?;
+        tracing::info!(%addr, "log endpoint listening");
+        Some(l)
+    };
+    let app = log_router(config.data_dir.clone(), config.endpoint_token.clone());
+    Ok(async move {
+        match listener {
+            Some(l) => axum::serve(l, app)
+                .await
+                .map_err(|e| AgentError::io("serving the log endpoint", e)),
+            // Nothing to serve: never finish, so the agent runs on.
+            None => std::future::pending().await,
+        }
+    })
 }
 
 /// The longest a pod gets to stop when the agent shuts down (`portico up`

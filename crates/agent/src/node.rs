@@ -91,6 +91,7 @@ fn labels(name: &str) -> serde_json::Value {
 pub fn node_status(
     name: &str,
     ip: Ipv4Addr,
+    kubelet_port: u16,
     now: Timestamp,
     ready_since: Timestamp,
 ) -> serde_json::Value {
@@ -119,7 +120,7 @@ pub fn node_status(
             cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "nodeInfo": {
             "machineID": read_trim("/etc/machine-id"),
             "systemUUID": read_trim("/etc/machine-id"),
@@ -167,7 +168,13 @@ pub async fn report_status(
     cfg: &AgentConfig,
     ready_since: Timestamp,
 ) -> Result<Node, AgentError> {
-    let status = node_status(&cfg.node_name, cfg.node_ip, Timestamp::now(), ready_since);
+    let status = node_status(
+        &cfg.node_name,
+        cfg.node_ip,
+        cfg.kubelet_port,
+        Timestamp::now(),
+        ready_since,
+    );
     let patch = json!({"status": status});
     Ok(api
         .patch_status(
@@ -353,6 +360,7 @@ mod tests {
         let s = node_status(
             "n1",
             Ipv4Addr::new(192, 168, 5, 2),
+            10250,
             Timestamp::now(),
             Timestamp::now(),
         );
@@ -361,6 +369,7 @@ mod tests {
             json!({"type": "InternalIP", "address": "192.168.5.2"})
         );
         assert_eq!(s["capacity"]["pods"], "110");
+        assert_eq!(s["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
         assert_eq!(s["nodeInfo"]["kubeletVersion"], "v1.33.0-portico");
         assert_eq!(s["nodeInfo"]["containerRuntimeVersion"], "portico://0.1.0");
         assert_eq!(s["conditions"][3]["type"], "Ready");

@@ -86,6 +86,8 @@ fn agent_registers_runs_bound_pods_and_cleans_up() {
             cluster_dns: Ipv4Addr::new(10, 96, 0, 10),
             cluster_domain: "cluster.local".into(),
             bridge_name: "portico0".into(),
+            kubelet_port: 0,
+            endpoint_token: None,
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_portico-agent-testbin"));

@@ -47,6 +47,8 @@ fn agent_config(name: &str, ip: Ipv4Addr, dir: &std::path::Path) -> AgentConfig 
         cluster_dns: Ipv4Addr::new(10, 96, 0, 10),
         cluster_domain: "cluster.local".into(),
         bridge_name: "portico0".into(),
+        kubelet_port: 0,
+        endpoint_token: None,
     }
 }
 

@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     advertise_url: String,
     /// Flips to true when the server shuts down; long-lived watch tasks end on it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// How `pods/log` reaches node agents.
+    pub node_dialer: Option<crate::NodeDialer>,
 }
 
 impl AppState {
@@ -53,7 +55,13 @@ impl AppState {
             },
             metrics: Metrics::new(),
             advertise_url: config.advertise_url.clone(),
+            node_dialer: config.node_dialer.clone(),
         }
+    }
+
+    /// The token agents join with; their log endpoints accept it too.
+    pub(crate) fn node_token(&self) -> &str {
+        &self.node_token
     }
 
     fn authorized(&self, headers: &http::HeaderMap) -> bool {

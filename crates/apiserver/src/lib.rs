@@ -6,6 +6,7 @@
 //! - `serve`: TLS listeners and HTTP/1.1 + h2 connections;
 //! - `http`: authentication, routing, metrics, response encoding;
 //! - `rest`, `delete`, `list`, `watch`, `subresource`: the REST verbs;
+//! - `podlog`: `pods/log`, proxied to the node agent;
 //! - `alloc` (pure) and `services`: ClusterIP/NodePort allocation in the write txn;
 //! - `objects` (pure): keys and the metadata Kubernetes manages;
 //! - `hooks`: the seams into `portico_api` (validation, defaulting, patch, tables);
@@ -25,6 +26,8 @@ mod metrics;
 mod objects;
 mod path;
 mod pki;
+mod podlog;
+mod protobuf;
 mod rest;
 mod serve;
 mod services;
@@ -38,8 +41,9 @@ use std::sync::Arc;
 
 use portico_store::{RedbStore, SharedStore};
 
+pub use podlog::NodeDialer;
+
 /// How to run the API server.
-#[derive(Debug)]
 pub struct ServerConfig {
     /// Directory for the store, PKI, tokens and kubeconfig.
     pub data_dir: PathBuf,
@@ -53,6 +57,23 @@ pub struct ServerConfig {
     pub service_node_port_range: RangeInclusive<u16>,
     /// Extra SANs for the serving certificate (host names or IPs).
     pub extra_sans: Vec<String>,
+    /// How to reach node agents (`pods/log`) when the nodes are not in this
+    /// process's network namespace; `None` connects directly.
+    pub node_dialer: Option<NodeDialer>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("data_dir", &self.data_dir)
+            .field("listeners", &self.listeners)
+            .field("advertise_url", &self.advertise_url)
+            .field("service_cluster_ip_range", &self.service_cluster_ip_range)
+            .field("service_node_port_range", &self.service_node_port_range)
+            .field("extra_sans", &self.extra_sans)
+            .field("node_dialer", &self.node_dialer.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl ServerConfig {
@@ -67,6 +88,7 @@ impl ServerConfig {
             ),
             service_node_port_range: 30000..=32767,
             extra_sans: Vec::new(),
+            node_dialer: None,
         }
     }
 }

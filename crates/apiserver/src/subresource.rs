@@ -1,4 +1,4 @@
-//! Subresources: `status`, `scale` (autoscaling/v1 Scale), `pods/binding`, `namespaces/finalize`.
+//! Subresources: `status`, `scale` (autoscaling/v1 Scale), `pods/binding`, `pods/log` (in `podlog`), `namespaces/finalize`.
 
 use std::sync::Arc;
 
@@ -168,10 +168,7 @@ pub(crate) async fn handle(st: &Arc<AppState>, method: &Method, sub: &str, rq: R
             write(st, &rq, sub, method).await
         }
         ("binding", "POST") => bind(st, &rq).await,
-        ("log", "GET") => Err(ApiError::bad_request(format!(
-            "container logs for pod \"{}\" are not available from this server",
-            name_of(&rq)
-        ))),
+        ("log", "GET") if rq.target.info.plural == "pods" => crate::podlog::logs(st, &rq).await,
         _ => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )),

@@ -43,11 +43,13 @@ pub struct ControlPlane {
 }
 
 /// Starts the API server on `listeners` (the first one is advertised) and the
-/// controllers, as tasks in `tasks`.
+/// controllers, as tasks in `tasks`. `node_dialer` is how the server reaches
+/// node agents when they live in other network namespaces.
 pub async fn start_control_plane(
     args: &ClusterArgs,
     listeners: Vec<TcpListener>,
     extra_sans: Vec<String>,
+    node_dialer: Option<portico_apiserver::NodeDialer>,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     token: &CancellationToken,
 ) -> anyhow::Result<ControlPlane> {
@@ -68,6 +70,7 @@ pub async fn start_control_plane(
         service_cluster_ip_range: args.service_cluster_ip_range,
         service_node_port_range: args.service_node_port_range.clone(),
         extra_sans,
+        node_dialer,
     };
     let prepared = portico_apiserver::prepare(&config).context("preparing the API server")?;
     let shutdown = token.clone().cancelled_owned();
@@ -135,6 +138,9 @@ pub struct NodeSpec {
     pub cluster_cidr: ipnet::Ipv4Net,
     /// Node flags.
     pub args: NodeArgs,
+    /// The node token: the agent's log endpoint requires it as Bearer auth
+    /// (the API server presents it when it proxies `pods/log`).
+    pub token: Option<String>,
 }
 
 /// Runs the agent, the Service proxy and the DNS of one node in the current
@@ -148,6 +154,8 @@ pub async fn run_node(client: kube::Client, node: NodeSpec, token: CancellationT
         cluster_dns: node.args.cluster_dns,
         cluster_domain: node.args.cluster_domain.clone(),
         bridge_name: "portico0".to_string(),
+        kubelet_port: portico_agent::KUBELET_PORT,
+        endpoint_token: node.token.clone(),
     };
     let proxy = portico_proxy::ProxyConfig {
         node_name: node.name.clone(),
@@ -197,7 +205,7 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.cluster.listen)
         .with_context(|| format!("listening on {}", args.cluster.listen))?;
     let mut tasks = JoinSet::new();
-    let cp = start_control_plane(&args.cluster, vec![listener], Vec::new(), &mut tasks, &token).await?;
+    let cp = start_control_plane(&args.cluster, vec![listener], Vec::new(), None, &mut tasks, &token).await?;
     println!("Portico API server at {}", cp.url);
     println!("  export KUBECONFIG={}", cp.prepared.kubeconfig_path.display());
     println!(
@@ -212,15 +220,23 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
 pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     cancel_on_signal(token.clone());
-    let client = match (&args.kubeconfig, &args.server, &args.token_file) {
+    let node_token = match &args.token_file {
+        Some(tf) => Some(
+            std::fs::read_to_string(tf)
+                .with_context(|| format!("reading {}", tf.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let client = match (&args.kubeconfig, &args.server, &node_token) {
         (Some(k), _, _) => client_from_kubeconfig(k).await?,
-        (None, Some(server), Some(tf)) => {
-            let t = std::fs::read_to_string(tf).with_context(|| format!("reading {}", tf.display()))?;
+        (None, Some(server), Some(t)) => {
             let ca = match &args.ca_file {
                 Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
                 None => None,
             };
-            client_from_token(server, t.trim(), ca.as_deref()).await?
+            client_from_token(server, t, ca.as_deref()).await?
         }
         _ => anyhow::bail!("either --kubeconfig or --server with --token-file is needed"),
     };
@@ -238,6 +254,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         cluster_cidr: args.cluster_cidr,
         args: args.node,
+        token: node_token,
     };
     let mut tasks = JoinSet::new();
     let t = token.clone();

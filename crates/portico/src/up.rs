@@ -39,7 +39,7 @@ async fn single_node(args: UpArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.cluster.listen)
         .with_context(|| format!("listening on {}", args.cluster.listen))?;
     let mut tasks = JoinSet::new();
-    let cp = compose::start_control_plane(&args.cluster, vec![listener], Vec::new(), &mut tasks, &token).await?;
+    let cp = compose::start_control_plane(&args.cluster, vec![listener], Vec::new(), None, &mut tasks, &token).await?;
     let ip = match args.node_ip {
         Some(ip) => ip,
         None => portico_agent::detect_node_ip().context("detecting the node IP (pass --node-ip)")?,
@@ -54,6 +54,12 @@ async fn single_node(args: UpArgs) -> anyhow::Result<()> {
         data_dir: args.cluster.data_dir.join("node"),
         cluster_cidr: args.cluster.cluster_cidr,
         args: args.node.clone(),
+        token: Some(
+            std::fs::read_to_string(&cp.prepared.node_token_path)
+                .with_context(|| format!("reading {}", cp.prepared.node_token_path.display()))?
+                .trim()
+                .to_string(),
+        ),
     };
     let client = cp.client.clone();
     let t = token.clone();
@@ -83,6 +89,7 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
         &cluster,
         vec![local, lan],
         vec![plan.server_ip().to_string()],
+        Some(lan_dialer(Topology::ns_path(&plan.lan_ns()))),
         &mut tasks,
         &token,
     )
@@ -171,6 +178,22 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
     while waits.join_next().await.is_some() {}
     drop(topo);
     result
+}
+
+/// Connects to node addresses from inside the LAN namespace at `ns_path`
+/// (this process stays in the machine's namespace, where node IPs do not
+/// route): a short-lived thread enters the namespace and connects, and the
+/// socket keeps working from any thread.
+fn lan_dialer(ns_path: String) -> portico_apiserver::NodeDialer {
+    std::sync::Arc::new(move |addr: SocketAddr| {
+        let path = ns_path.clone();
+        std::thread::spawn(move || {
+            netns::enter(&path).map_err(std::io::Error::other)?;
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("connecting thread panicked")))
+    })
 }
 
 /// How to start the agent of one node.

@@ -100,6 +100,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a cluster and waits until every node is Ready.
     pub fn up(layout: Layout) -> Cluster {
+        Cluster::up_with_args(layout, &[])
+    }
+
+    /// Starts a cluster with extra `portico up` flags (e.g. `--dns-upstream`)
+    /// and waits until every node is Ready.
+    pub fn up_with_args(layout: Layout, extra: &[&str]) -> Cluster {
         assert!(
             nix_is_root(),
             "end-to-end tests need root (network namespaces)"
@@ -156,6 +162,7 @@ impl Cluster {
                         "--data-dir",
                     ])
                     .arg(dir.path())
+                    .args(extra)
                     .stdin(Stdio::null())
                     .stdout(log.try_clone().unwrap())
                     .stderr(log)
@@ -182,6 +189,7 @@ impl Cluster {
                         "--data-dir",
                     ])
                     .arg(dir.path())
+                    .args(extra)
                     .stdin(Stdio::null())
                     .stdout(log.try_clone().unwrap())
                     .stderr(log)
