@@ -222,8 +222,19 @@ fn message(buf: &[u8], msg: &'static Msg) -> Result<Map<String, Value>, ProtoErr
     // Members in schema order, like Go's JSON encoder writes struct fields.
     let mut ordered = Map::new();
     for field in msg.fields {
-        if let Some(v) = out.remove(field.json) {
-            ordered.insert(field.json.into(), v);
+        match field.ty {
+            Ty::Msg(inner) if field.json == schema::INLINE => {
+                for f in inner.fields {
+                    if let Some(v) = out.remove(f.json) {
+                        ordered.insert(f.json.into(), v);
+                    }
+                }
+            }
+            _ => {
+                if let Some(v) = out.remove(field.json) {
+                    ordered.insert(field.json.into(), v);
+                }
+            }
         }
     }
     Ok(ordered)
@@ -262,6 +273,10 @@ fn value_into(
         Ty::I64 => Value::from(rd.varint()? as i64),
         Ty::Bool => Value::Bool(rd.varint()? != 0),
         Ty::Str => Value::String(utf8(rd.bytes()?)?),
+        Ty::Msg(m) if field.json == schema::INLINE => {
+            out.extend(message(rd.bytes()?, m)?);
+            return Ok(());
+        }
         Ty::Msg(m) => Value::Object(message(rd.bytes()?, m)?),
         Ty::Time => time(rd.bytes()?)?,
         Ty::IntOrStr => int_or_string(rd.bytes()?)?,

@@ -295,3 +295,200 @@ async fn kubectl_get_watch_prints_later_changes() {
     child.kill().await.unwrap();
     s.stop().await;
 }
+
+/// kubectl's generator commands send built-in kinds as protobuf; the server
+/// decodes them and answers JSON, which kubectl prints as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_generators_send_protobuf() {
+    use http::Method;
+    let s = TestServer::start().await;
+
+    let (ok, out, err) = s.kubectl(&["create", "namespace", "x", "-v=8"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "namespace/x created");
+    // Guards that this test really exercises the protobuf path.
+    assert!(
+        err.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "kubectl did not send protobuf: {err}"
+    );
+    let (ok, _, err) = s.kubectl(&["create", "namespace", "x"]).await;
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        r#"Error from server (AlreadyExists): namespaces "x" already exists"#
+    );
+    let (code, ns) = s.req(Method::GET, "/api/v1/namespaces/x", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(ns["status"]["phase"], "Active");
+
+    let cases: [(&[&str], &str); 10] = [
+        (
+            &["create", "configmap", "cm", "--from-literal=a=b"],
+            "configmap/cm created",
+        ),
+        (
+            &["create", "secret", "generic", "sec", "--from-literal=k=v"],
+            "secret/sec created",
+        ),
+        (
+            &["create", "deployment", "web", "--image=nginx"],
+            "deployment.apps/web created",
+        ),
+        (
+            &["create", "service", "clusterip", "web", "--tcp=80:8080"],
+            "service/web created",
+        ),
+        (&["run", "p", "--image=nginx"], "pod/p created"),
+        (
+            &["create", "service", "nodeport", "np", "--tcp=80:8080"],
+            "service/np created",
+        ),
+        (
+            &[
+                "create",
+                "service",
+                "externalname",
+                "en",
+                "--external-name=example.com",
+            ],
+            "service/en created",
+        ),
+        (
+            &[
+                "create",
+                "deployment",
+                "zero",
+                "--image=nginx",
+                "--replicas=0",
+                "--port=8080",
+            ],
+            "deployment.apps/zero created",
+        ),
+        (
+            &[
+                "expose",
+                "deployment",
+                "zero",
+                "--port=80",
+                "--target-port=8080",
+                "--name=exp",
+            ],
+            "service/exp exposed",
+        ),
+        (
+            &[
+                "create",
+                "ingress",
+                "ing",
+                "--class=default",
+                "--rule=foo.com/bar*=web:80,tls=cert",
+            ],
+            "ingress.networking.k8s.io/ing created",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut args = args.to_vec();
+        args.extend(["-n", "x"]);
+        let (ok, out, err) = s.kubectl(&args).await;
+        assert!(ok, "{args:?}: {err}");
+        assert_eq!(out.trim(), want, "{args:?}");
+    }
+
+    let (_, cm) = s
+        .req(Method::GET, "/api/v1/namespaces/x/configmaps/cm", None)
+        .await;
+    assert_eq!(cm["data"], serde_json::json!({"a": "b"}));
+    let (_, sec) = s
+        .req(Method::GET, "/api/v1/namespaces/x/secrets/sec", None)
+        .await;
+    assert_eq!(sec["data"], serde_json::json!({"k": "dg=="}));
+    assert_eq!(sec["type"], "Opaque");
+    let (_, d) = s
+        .req(
+            Method::GET,
+            "/apis/apps/v1/namespaces/x/deployments/web",
+            None,
+        )
+        .await;
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(
+        d["spec"]["selector"],
+        serde_json::json!({"matchLabels": {"app": "web"}})
+    );
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        (c["name"].as_str(), c["image"].as_str()),
+        (Some("nginx"), Some("nginx"))
+    );
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    let (_, svc) = s
+        .req(Method::GET, "/api/v1/namespaces/x/services/web", None)
+        .await;
+    assert_eq!(
+        svc["spec"]["ports"],
+        serde_json::json!([{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}])
+    );
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "web"}));
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert!(svc["spec"]["clusterIP"]
+        .as_str()
+        .is_some_and(|ip| !ip.is_empty()));
+    let (_, pod) = s
+        .req(Method::GET, "/api/v1/namespaces/x/pods/p", None)
+        .await;
+    assert_eq!(pod["spec"]["containers"][0]["image"], "nginx");
+    assert_eq!(pod["metadata"]["labels"], serde_json::json!({"run": "p"}));
+
+    let (_, np) = s
+        .req(Method::GET, "/api/v1/namespaces/x/services/np", None)
+        .await;
+    assert_eq!(np["spec"]["type"], "NodePort");
+    assert!(np["spec"]["ports"][0]["nodePort"]
+        .as_u64()
+        .is_some_and(|p| p >= 30000));
+    let (_, en) = s
+        .req(Method::GET, "/api/v1/namespaces/x/services/en", None)
+        .await;
+    assert_eq!(en["spec"]["externalName"], "example.com");
+    let (_, zero) = s
+        .req(
+            Method::GET,
+            "/apis/apps/v1/namespaces/x/deployments/zero",
+            None,
+        )
+        .await;
+    assert_eq!(zero["spec"]["replicas"], 0);
+    assert_eq!(
+        zero["spec"]["template"]["spec"]["containers"][0]["ports"],
+        serde_json::json!([{"containerPort": 8080, "protocol": "TCP"}])
+    );
+    let (_, exp) = s
+        .req(Method::GET, "/api/v1/namespaces/x/services/exp", None)
+        .await;
+    assert_eq!(exp["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(exp["spec"]["selector"], serde_json::json!({"app": "zero"}));
+    let (_, ing) = s
+        .req(
+            Method::GET,
+            "/apis/networking.k8s.io/v1/namespaces/x/ingresses/ing",
+            None,
+        )
+        .await;
+    assert_eq!(
+        ing["spec"],
+        serde_json::json!({
+            "ingressClassName": "default",
+            "tls": [{"hosts": ["foo.com"], "secretName": "cert"}],
+            "rules": [{"host": "foo.com", "http": {"paths": [{
+                "path": "/bar", "pathType": "Prefix",
+                "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]
+        })
+    );
+
+    // The same object kubectl reads back prints like any other.
+    let (ok, out, err) = s
+        .kubectl(&["get", "cm", "cm", "-n", "x", "-o", "jsonpath={.data.a}"])
+        .await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "b");
+}

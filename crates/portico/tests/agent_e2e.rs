@@ -1,6 +1,6 @@
 //! The node agent end to end on a real `portico up`: pods as processes with
 //! their own IP, hostname, resolv.conf and Service variables; restarts,
-//! replacement and readiness; three nodes on a LAN; and Ctrl-C leaving
+//! replacement and readiness; `kubectl logs`; three nodes on a LAN; and Ctrl-C leaving
 //! nothing behind, with a restart on the same data dir bringing it all back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -91,11 +91,8 @@ spec:
     assert_eq!(name.trim(), "netexec", "{url}");
 
     wait_ready(c, "app=envdump", 1, Duration::from_secs(10));
-    // `kubectl logs` is not served yet (pods/log answers 400), so the
-    // container's output is read from the agent's log file.
-    let out = eventually("envdump output", Duration::from_secs(5), || {
-        c.container_log_file("envdump", "sh")
-            .filter(|o| o.contains("NGINX_SERVICE_NODEPORT_SERVICE_HOST"))
+    let out = eventually("kubectl logs envdump", Duration::from_secs(5), || {
+        kubectl_logs(c, &["envdump"]).filter(|o| o.contains("NGINX_SERVICE_NODEPORT_SERVICE_HOST"))
     });
     let resolv: Vec<&str> = out
         .lines()
@@ -124,6 +121,66 @@ spec:
             .any(|l| l == "NGINX_SERVICE_NODEPORT_SERVICE_PORT=80"),
         "env:\n{out}"
     );
+}
+
+/// `kubectl logs ARGS`' output, or None while it fails.
+fn kubectl_logs(c: &Cluster, args: &[&str]) -> Option<String> {
+    let mut argv = vec!["logs"];
+    argv.extend_from_slice(args);
+    let out = c.kubectl_output(None, &argv, None);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// `kubectl logs` prints a container's output, through the API server's
+/// `pods/log` to the agent of the pod's node (`node`: pinned there);
+/// `--tail=1` prints only the last line.
+fn kubectl_logs_prints_output(c: &Cluster, node: Option<&str>) {
+    let node_line = node
+        .map(|n| format!("  nodeName: {n}\n"))
+        .unwrap_or_default();
+    c.apply_yaml(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+  labels: {{app: hello}}
+spec:
+{node_line}  containers:
+  - name: sh
+    image: busybox
+    command: ["sh", "-c", "echo line-one; echo hello-from-pod; sleep 3600"]
+"#
+    ));
+    let pod = wait_ready(c, "app=hello", 1, Duration::from_secs(10)).remove(0);
+    if let Some(n) = node {
+        assert_eq!(pod.node, n, "{pod:?}");
+    }
+    let out = eventually("kubectl logs hello", Duration::from_secs(5), || {
+        kubectl_logs(c, &["hello"]).filter(|o| o.contains("hello-from-pod"))
+    });
+    assert_eq!(out, "line-one\nhello-from-pod\n", "kubectl logs hello");
+    assert_eq!(
+        c.kubectl(&["logs", "hello", "--tail=1"]),
+        "hello-from-pod\n",
+        "kubectl logs hello --tail=1"
+    );
+    assert_eq!(
+        c.kubectl(&["logs", "hello", "-c", "sh"]),
+        "line-one\nhello-from-pod\n",
+        "kubectl logs hello -c sh"
+    );
+    // Follow streams: what is there arrives before the request ends (here
+    // cut by kubectl's own timeout, the pod never exits).
+    let follow = c.kubectl_output(None, &["logs", "hello", "-f", "--request-timeout=2s"], None);
+    assert_eq!(
+        String::from_utf8_lossy(&follow.stdout),
+        "line-one\nhello-from-pod\n",
+        "kubectl logs -f hello: {}",
+        String::from_utf8_lossy(&follow.stderr)
+    );
+    c.kubectl(&["delete", "pod", "hello", "--timeout=30s"]);
 }
 
 /// Killing a container's process restarts it in the same pod: RESTARTS 1,
@@ -329,6 +386,7 @@ fn single_node_runs_pods_like_kubernetes() {
     let c = Cluster::up(Layout::Single);
     let nginx = nginx_runs(&c);
     pod_identity_and_environment(&c);
+    kubectl_logs_prints_output(&c, None);
     killed_container_restarts(&c);
     deleted_pod_is_replaced(&c, &nginx);
     failing_readiness_probe(&c);
@@ -408,6 +466,10 @@ fn three_nodes_route_pods_clean_up_and_come_back() {
         },
     );
     assert_eq!(answer.trim(), to.name);
+
+    // `kubectl logs` of a pod on node2: the API server reaches that node's
+    // agent on the LAN.
+    kubectl_logs_prints_output(&c, Some(&c.node_name(2)));
 
     // The outside client reaches every node, but no pod directly.
     let node_port = c.kubectl(&[

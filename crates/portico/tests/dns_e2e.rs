@@ -297,10 +297,10 @@ fn dig_sees_the_kubernetes_dns_records() {
         let d = dig(&c, ip, &["web.default.svc.cluster.local", "A"]);
         (d.status == "NOERROR" && !d.answers.is_empty()).then_some(d)
     });
-    assert_eq!(a.data("A"), [vip.clone()], "{}", a.text);
+    assert_eq!(a.data("A"), [vip.as_str()], "{}", a.text);
     assert!(a.answers[0][1] == "5", "TTL 5 s:\n{}", a.text);
     let upper = dig(&c, ip, &["WEB.Default.SVC.cluster.LOCAL", "A"]);
-    assert_eq!(upper.data("A"), [vip.clone()], "{}", upper.text);
+    assert_eq!(upper.data("A"), [vip.as_str()], "{}", upper.text);
 
     // SRV for the named port: port 80, target the Service's name.
     let srv = dig(&c, ip, &["_http._tcp.web.default.svc.cluster.local", "SRV"]);
@@ -355,7 +355,7 @@ fn dig_sees_the_kubernetes_dns_records() {
 
     // Over TCP as well.
     let tcp = dig(&c, ip, &["+tcp", "web.default.svc.cluster.local", "A"]);
-    assert_eq!(tcp.data("A"), [vip.clone()], "{}", tcp.text);
+    assert_eq!(tcp.data("A"), [vip.as_str()], "{}", tcp.text);
 
     // What the pods' search list makes of a full name (ndots:5) is answered
     // NXDOMAIN from memory; only outside names reach the upstream.
@@ -424,7 +424,7 @@ fn headless_follows_readiness(c: &Cluster, from: &str) {
             srv.text
         );
         let host = dig(c, from, &["hl-a.hl.default.svc.cluster.local", "A"]);
-        assert_eq!(host.data("A"), [pod_ip.clone()], "{}", host.text);
+        assert_eq!(host.data("A"), [pod_ip.as_str()], "{}", host.text);
         let ptr = dig(c, from, &["-x", &pod_ip]);
         assert_eq!(
             ptr.data("PTR"),

@@ -72,6 +72,9 @@ const fn r(tag: u32, json: &'static str, ty: Ty) -> Field {
 
 use Ty::*;
 
+/// The JSON name of an embedded (`json:",inline"`) message field.
+pub(crate) const INLINE: &str = "";
+
 pub(crate) static OWNER_REFERENCE: Msg = Msg {
     name: "OwnerReference",
     fields: &[
@@ -401,6 +404,85 @@ pub(crate) static REPLICA_SET: Msg = Msg {
     ],
 };
 
+// ---- networking.k8s.io/v1 ----
+
+static SERVICE_BACKEND_PORT: Msg = Msg {
+    name: "ServiceBackendPort",
+    fields: &[f(1, "name", Str), f(2, "number", I32)],
+};
+
+static INGRESS_SERVICE_BACKEND: Msg = Msg {
+    name: "IngressServiceBackend",
+    fields: &[f(1, "name", Str), f(2, "port", Msg(&SERVICE_BACKEND_PORT))],
+};
+
+static INGRESS_BACKEND: Msg = Msg {
+    name: "IngressBackend",
+    fields: &[p(4, "service", Msg(&INGRESS_SERVICE_BACKEND))],
+};
+
+static INGRESS_TLS: Msg = Msg {
+    name: "IngressTLS",
+    fields: &[r(1, "hosts", Str), f(2, "secretName", Str)],
+};
+
+static HTTP_INGRESS_PATH: Msg = Msg {
+    name: "HTTPIngressPath",
+    fields: &[
+        f(1, "path", Str),
+        p(3, "pathType", Str),
+        f(2, "backend", Msg(&INGRESS_BACKEND)),
+    ],
+};
+
+static HTTP_INGRESS_RULE_VALUE: Msg = Msg {
+    name: "HTTPIngressRuleValue",
+    fields: &[r(1, "paths", Msg(&HTTP_INGRESS_PATH))],
+};
+
+static INGRESS_RULE_VALUE: Msg = Msg {
+    name: "IngressRuleValue",
+    fields: &[p(1, "http", Msg(&HTTP_INGRESS_RULE_VALUE))],
+};
+
+static INGRESS_RULE: Msg = Msg {
+    name: "IngressRule",
+    fields: &[
+        f(1, "host", Str),
+        // Embedded in Go (`json:",inline"`): its members sit in the rule itself.
+        f(2, INLINE, Msg(&INGRESS_RULE_VALUE)),
+    ],
+};
+
+static INGRESS_SPEC: Msg = Msg {
+    name: "IngressSpec",
+    fields: &[
+        p(4, "ingressClassName", Str),
+        p(1, "defaultBackend", Msg(&INGRESS_BACKEND)),
+        r(2, "tls", Msg(&INGRESS_TLS)),
+        r(3, "rules", Msg(&INGRESS_RULE)),
+    ],
+};
+
+static INGRESS_LOAD_BALANCER_STATUS: Msg = Msg {
+    name: "IngressLoadBalancerStatus",
+    fields: &[],
+};
+
+static INGRESS_STATUS: Msg = Msg {
+    name: "IngressStatus",
+    fields: &[f(1, "loadBalancer", Msg(&INGRESS_LOAD_BALANCER_STATUS))],
+};
+
+pub(crate) static INGRESS: Msg = Msg {
+    name: "Ingress",
+    fields: &[
+        f(1, "metadata", Msg(&OBJECT_META)),
+        f(2, "spec", Msg(&INGRESS_SPEC)),
+        f(3, "status", Msg(&INGRESS_STATUS)),
+    ],
+};
+
 /// The message of a served kind accepted as protobuf, by `apiVersion` and `kind`.
 pub(crate) fn top_level(api_version: &str, kind: &str) -> Option<&'static Msg> {
     Some(match (api_version, kind) {
@@ -411,6 +493,7 @@ pub(crate) fn top_level(api_version: &str, kind: &str) -> Option<&'static Msg> {
         ("v1", "Pod") => &POD,
         ("apps/v1", "Deployment") => &DEPLOYMENT,
         ("apps/v1", "ReplicaSet") => &REPLICA_SET,
+        ("networking.k8s.io/v1", "Ingress") => &INGRESS,
         _ => return None,
     })
 }

@@ -230,3 +230,28 @@ fn malformed_bodies_are_errors_not_panics() {
         ProtoError::WireType { .. }
     ));
 }
+
+#[test]
+fn embedded_rule_value_is_inlined_into_the_ingress_rule() {
+    let mut path = Vec::new();
+    len_field(&mut path, 1, b"/");
+    len_field(&mut path, 3, b"Prefix");
+    let mut http = Vec::new();
+    len_field(&mut http, 1, &path);
+    let mut value = Vec::new();
+    len_field(&mut value, 1, &http);
+    let mut rule = Vec::new();
+    len_field(&mut rule, 1, b"a.example");
+    len_field(&mut rule, 2, &value);
+    let mut spec = Vec::new();
+    len_field(&mut spec, 3, &rule);
+    let mut ing = Vec::new();
+    len_field(&mut ing, 1, &meta("i", &[]));
+    len_field(&mut ing, 2, &spec);
+    let v = decode(&envelope("networking.k8s.io/v1", "Ingress", &ing)).unwrap();
+    assert_eq!(
+        v["spec"],
+        json!({"rules": [{"host": "a.example",
+                          "http": {"paths": [{"path": "/", "pathType": "Prefix"}]}}]})
+    );
+}
