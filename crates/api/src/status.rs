@@ -75,7 +75,11 @@ pub struct FieldError {
 
 impl FieldError {
     /// `Invalid value: <value>: <detail>`.
-    pub fn invalid(field: impl Into<String>, value: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             error_type: ErrorType::Invalid,
@@ -115,7 +119,11 @@ impl FieldError {
     }
 
     /// `Unsupported value: <value>: supported values: "a", "b"`.
-    pub fn not_supported(field: impl Into<String>, value: impl Into<String>, supported: &[&str]) -> Self {
+    pub fn not_supported(
+        field: impl Into<String>,
+        value: impl Into<String>,
+        supported: &[&str],
+    ) -> Self {
         let detail = if supported.is_empty() {
             String::new()
         } else {
@@ -134,7 +142,10 @@ impl FieldError {
     pub fn body(&self) -> String {
         let mut s = self.error_type.label().to_string();
         match self.error_type {
-            ErrorType::Required | ErrorType::Forbidden | ErrorType::TooLong | ErrorType::Internal => {}
+            ErrorType::Required
+            | ErrorType::Forbidden
+            | ErrorType::TooLong
+            | ErrorType::Internal => {}
             _ => {
                 if let Some(v) = &self.bad_value {
                     s.push_str(": ");
@@ -245,7 +256,10 @@ impl ApiError {
             [one] => one.to_string(),
             many => format!(
                 "[{}]",
-                many.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         let qualified_kind = if group.is_empty() {
@@ -255,7 +269,9 @@ impl ApiError {
         };
         let causes: Vec<Value> = errors
             .iter()
-            .map(|e| json!({"reason": e.error_type.reason(), "message": e.body(), "field": e.field}))
+            .map(
+                |e| json!({"reason": e.error_type.reason(), "message": e.body(), "field": e.field}),
+            )
             .collect();
         let mut details = Self::details(name, group, kind);
         details["causes"] = Value::Array(causes);
@@ -373,15 +389,25 @@ mod tests {
         );
         let st = err.to_status();
         assert_eq!(st["details"]["causes"][0]["reason"], "FieldValueInvalid");
-        assert_eq!(st["details"]["causes"][0]["field"], "spec.ports[0].nodePort");
+        assert_eq!(
+            st["details"]["causes"][0]["field"],
+            "spec.ports[0].nodePort"
+        );
         assert_eq!(st["code"], 422);
     }
 
     #[test]
     fn required_and_forbidden_bodies() {
-        assert_eq!(FieldError::required("spec.ports[1].name", "").to_string(), "spec.ports[1].name: Required value");
         assert_eq!(
-            FieldError::forbidden("spec.ports[0].nodePort", "may not be used when `type` is 'ClusterIP'").to_string(),
+            FieldError::required("spec.ports[1].name", "").to_string(),
+            "spec.ports[1].name: Required value"
+        );
+        assert_eq!(
+            FieldError::forbidden(
+                "spec.ports[0].nodePort",
+                "may not be used when `type` is 'ClusterIP'"
+            )
+            .to_string(),
             "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"
         );
         assert_eq!(
@@ -392,7 +418,10 @@ mod tests {
 
     #[test]
     fn not_found_and_conflict_messages() {
-        assert_eq!(ApiError::not_found("", "services", "x").message, "services \"x\" not found");
+        assert_eq!(
+            ApiError::not_found("", "services", "x").message,
+            "services \"x\" not found"
+        );
         assert_eq!(
             ApiError::not_found("apps", "deployments", "web").message,
             "deployments.apps \"web\" not found"
@@ -407,7 +436,11 @@ mod tests {
     fn multiple_causes_are_bracketed() {
         let errs = [
             FieldError::required("spec.ports[1].name", ""),
-            FieldError::invalid("spec.ports[0].port", "0", "must be between 1 and 65535, inclusive"),
+            FieldError::invalid(
+                "spec.ports[0].port",
+                "0",
+                "must be between 1 and 65535, inclusive",
+            ),
         ];
         let err = ApiError::invalid("", "Service", "x", &errs);
         assert_eq!(

@@ -44,7 +44,10 @@ pub enum ClusterError {
 
 /// Runs `ip` with the given arguments.
 pub fn ip(args: &[String]) -> Result<(), ClusterError> {
-    let out = Command::new("ip").args(args).output().map_err(ClusterError::Spawn)?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(ClusterError::Spawn)?;
     if out.status.success() {
         Ok(())
     } else {
@@ -88,7 +91,9 @@ impl Topology {
         };
         for cmd in plan.commands() {
             ip(&cmd)?;
-            if cmd.first().map(String::as_str) == Some("netns") && cmd.get(1).map(String::as_str) == Some("add") {
+            if cmd.first().map(String::as_str) == Some("netns")
+                && cmd.get(1).map(String::as_str) == Some("add")
+            {
                 if let Some(ns) = cmd.get(2) {
                     topo.created.push(ns.clone());
                 }

@@ -129,7 +129,10 @@ impl LanPlan {
             .collect();
         members.push(("client".to_string(), self.client_ns(), self.client_ip()));
         for (port, ns, ip) in &members {
-            push(&["-n", &lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+            push(&[
+                "-n", &lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
+                ns,
+            ]);
             push(&["-n", &lan, "link", "set", port, "master", "br0", "up"]);
             let addr = format!("{ip}/{prefix}");
             push(&["-n", ns, "addr", "add", &addr, "dev", "eth0"]);
@@ -137,7 +140,15 @@ impl LanPlan {
         }
         let gw = self.server_ip().to_string();
         for i in 1..=self.nodes {
-            push(&["-n", &self.node_ns(i), "route", "add", "default", "via", &gw]);
+            push(&[
+                "-n",
+                &self.node_ns(i),
+                "route",
+                "add",
+                "default",
+                "via",
+                &gw,
+            ]);
             // Nodes forward client traffic back out of eth0 (NodePort to a pod on
             // another node). The ICMP redirects that would send share the
             // per-client ICMP rate limit with the port-unreachable of a REJECT,
@@ -154,7 +165,15 @@ impl LanPlan {
         }
         let pool = self.lb_pool().to_string();
         let first = self.node_ip(1).to_string();
-        push(&["-n", &self.client_ns(), "route", "add", &pool, "via", &first]);
+        push(&[
+            "-n",
+            &self.client_ns(),
+            "route",
+            "add",
+            &pool,
+            "via",
+            &first,
+        ]);
         cmds
     }
 }
@@ -166,7 +185,16 @@ mod tests {
     #[test]
     fn names_and_addresses() {
         let p = LanPlan::new("portico", 3).unwrap();
-        assert_eq!(p.namespaces(), ["portico-lan", "portico-node1", "portico-node2", "portico-node3", "portico-client"]);
+        assert_eq!(
+            p.namespaces(),
+            [
+                "portico-lan",
+                "portico-node1",
+                "portico-node2",
+                "portico-node3",
+                "portico-client"
+            ]
+        );
         assert_eq!(p.node_ip(1).to_string(), "192.168.77.11");
         assert_eq!(p.node_ip(3).to_string(), "192.168.77.13");
         assert_eq!(p.server_ip().to_string(), "192.168.77.1");
@@ -177,7 +205,10 @@ mod tests {
     #[test]
     fn rejects_bad_parameters() {
         assert_eq!(LanPlan::new("x", 0), Err(PlanError::NodeCount(0)));
-        assert_eq!(LanPlan::new("Bad_Name", 1), Err(PlanError::Name("Bad_Name".into())));
+        assert_eq!(
+            LanPlan::new("Bad_Name", 1),
+            Err(PlanError::Name("Bad_Name".into()))
+        );
         assert!(LanPlan::new("a-very-long-cluster-name-indeed", 1).is_err());
     }
 
@@ -185,10 +216,15 @@ mod tests {
     fn commands_wire_every_node_to_the_bridge() {
         let p = LanPlan::new("t", 2).unwrap();
         let cmds: Vec<String> = p.commands().iter().map(|c| c.join(" ")).collect();
-        assert!(cmds.contains(&"-n t-lan link add n2 type veth peer name eth0 netns t-node2".to_string()));
+        assert!(cmds
+            .contains(&"-n t-lan link add n2 type veth peer name eth0 netns t-node2".to_string()));
         assert!(cmds.contains(&"-n t-node1 route add default via 192.168.77.1".to_string()));
-        assert!(cmds.contains(&"-n t-client route add 192.168.77.240/28 via 192.168.77.11".to_string()));
+        assert!(
+            cmds.contains(&"-n t-client route add 192.168.77.240/28 via 192.168.77.11".to_string())
+        );
         // The client gets no default route: it must not reach pod or Service addresses.
-        assert!(!cmds.iter().any(|c| c.starts_with("-n t-client route add default")));
+        assert!(!cmds
+            .iter()
+            .any(|c| c.starts_with("-n t-client route add default")));
     }
 }

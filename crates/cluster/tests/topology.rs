@@ -42,7 +42,13 @@ fn client_reaches_node_over_the_lan_and_drop_cleans_up() {
         assert_eq!(seen, plan.client_ip().to_string());
         // Nodes send no ICMP redirects (they would eat the REJECT rate limit).
         let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &plan.node_ns(1), "cat", "/proc/sys/net/ipv4/conf/all/send_redirects"])
+            .args([
+                "netns",
+                "exec",
+                &plan.node_ns(1),
+                "cat",
+                "/proc/sys/net/ipv4/conf/all/send_redirects",
+            ])
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");

@@ -171,13 +171,28 @@ mod tests {
 
     #[test]
     fn parses_up_with_nodes() {
-        let cli = Cli::try_parse_from(["portico", "up", "--nodes", "3", "--data-dir", "/tmp/x", "--lb-pool", "10.0.0.0/28,10.0.1.0/28"]).unwrap();
-        let Command::Up(up) = cli.command else { panic!("not up") };
+        let cli = Cli::try_parse_from([
+            "portico",
+            "up",
+            "--nodes",
+            "3",
+            "--data-dir",
+            "/tmp/x",
+            "--lb-pool",
+            "10.0.0.0/28,10.0.1.0/28",
+        ])
+        .unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("not up")
+        };
         assert_eq!(up.nodes, Some(3));
         assert_eq!(up.name, "portico");
         assert_eq!(up.cluster.lb_pool.len(), 2);
         assert_eq!(up.cluster.service_node_port_range, 30000..=32767);
-        assert_eq!(up.cluster.service_cluster_ip_range.to_string(), "10.96.0.0/12");
+        assert_eq!(
+            up.cluster.service_cluster_ip_range.to_string(),
+            "10.96.0.0/12"
+        );
     }
 
     #[test]
@@ -191,6 +206,14 @@ mod tests {
     fn agent_needs_server_or_kubeconfig() {
         assert!(Cli::try_parse_from(["portico", "agent"]).is_err());
         assert!(Cli::try_parse_from(["portico", "agent", "--kubeconfig", "/k"]).is_ok());
-        assert!(Cli::try_parse_from(["portico", "agent", "--server", "https://x", "--token-file", "/t"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "portico",
+            "agent",
+            "--server",
+            "https://x",
+            "--token-file",
+            "/t"
+        ])
+        .is_ok());
     }
 }

@@ -16,13 +16,14 @@ use crate::cli::{AgentArgs, ClusterArgs, NodeArgs, ServerArgs};
 /// Cancels `token` on SIGINT or SIGTERM.
 pub fn cancel_on_signal(token: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -81,7 +82,8 @@ pub async fn start_control_plane(
     });
     // Built from what prepare returned rather than by reading the kubeconfig
     // file, which the server rewrites when it starts.
-    let client = client_from_token(&url, &prepared.admin_token, Some(&prepared.ca_cert_pem)).await?;
+    let client =
+        client_from_token(&url, &prepared.admin_token, Some(&prepared.ca_cert_pem)).await?;
     let controllers = portico_controllers::ControllersConfig {
         cluster_cidr: args.cluster_cidr,
         node_cidr_prefix: 24,
@@ -110,7 +112,11 @@ pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client>
 }
 
 /// Builds a client from a server URL, a token and an optional CA file.
-pub async fn client_from_token(server: &str, token: &str, ca_pem: Option<&str>) -> anyhow::Result<kube::Client> {
+pub async fn client_from_token(
+    server: &str,
+    token: &str,
+    ca_pem: Option<&str>,
+) -> anyhow::Result<kube::Client> {
     let ca = match ca_pem {
         Some(pem) => format!(
             "    certificate-authority-data: {}\n",
@@ -145,8 +151,13 @@ pub struct NodeSpec {
 
 /// Runs the agent, the Service proxy and the DNS of one node in the current
 /// network namespace until `token` is cancelled, then removes what they made.
-pub async fn run_node(client: kube::Client, node: NodeSpec, token: CancellationToken) -> anyhow::Result<()> {
-    portico_dns::prepare_node_local_address(node.args.cluster_dns).context("node-local DNS address")?;
+pub async fn run_node(
+    client: kube::Client,
+    node: NodeSpec,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    portico_dns::prepare_node_local_address(node.args.cluster_dns)
+        .context("node-local DNS address")?;
     let agent = portico_agent::AgentConfig {
         node_name: node.name.clone(),
         node_ip: node.ip,
@@ -205,9 +216,20 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.cluster.listen)
         .with_context(|| format!("listening on {}", args.cluster.listen))?;
     let mut tasks = JoinSet::new();
-    let cp = start_control_plane(&args.cluster, vec![listener], Vec::new(), None, &mut tasks, &token).await?;
+    let cp = start_control_plane(
+        &args.cluster,
+        vec![listener],
+        Vec::new(),
+        None,
+        &mut tasks,
+        &token,
+    )
+    .await?;
     println!("Portico API server at {}", cp.url);
-    println!("  export KUBECONFIG={}", cp.prepared.kubeconfig_path.display());
+    println!(
+        "  export KUBECONFIG={}",
+        cp.prepared.kubeconfig_path.display()
+    );
     println!(
         "  portico agent --server {} --token-file {}",
         cp.url,
@@ -233,7 +255,10 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         (Some(k), _, _) => client_from_kubeconfig(k).await?,
         (None, Some(server), Some(t)) => {
             let ca = match &args.ca_file {
-                Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                ),
                 None => None,
             };
             client_from_token(server, t, ca.as_deref()).await?
@@ -242,7 +267,9 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     };
     let ip = match args.node_ip {
         Some(ip) => ip,
-        None => portico_agent::detect_node_ip().context("detecting the node IP (pass --node-ip)")?,
+        None => {
+            portico_agent::detect_node_ip().context("detecting the node IP (pass --node-ip)")?
+        }
     };
     let name = match args.node_name {
         Some(n) => n,
@@ -263,7 +290,10 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
 }
 
 /// Waits until every task ends; the first failure cancels the others.
-pub async fn supervise(mut tasks: JoinSet<anyhow::Result<()>>, token: CancellationToken) -> anyhow::Result<()> {
+pub async fn supervise(
+    mut tasks: JoinSet<anyhow::Result<()>>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     let mut first_err: Option<anyhow::Error> = None;
     while let Some(done) = tasks.join_next().await {
         let r = match done {

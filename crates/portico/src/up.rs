@@ -39,10 +39,20 @@ async fn single_node(args: UpArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.cluster.listen)
         .with_context(|| format!("listening on {}", args.cluster.listen))?;
     let mut tasks = JoinSet::new();
-    let cp = compose::start_control_plane(&args.cluster, vec![listener], Vec::new(), None, &mut tasks, &token).await?;
+    let cp = compose::start_control_plane(
+        &args.cluster,
+        vec![listener],
+        Vec::new(),
+        None,
+        &mut tasks,
+        &token,
+    )
+    .await?;
     let ip = match args.node_ip {
         Some(ip) => ip,
-        None => portico_agent::detect_node_ip().context("detecting the node IP (pass --node-ip)")?,
+        None => {
+            portico_agent::detect_node_ip().context("detecting the node IP (pass --node-ip)")?
+        }
     };
     let name = match args.node_name.clone() {
         Some(n) => n,
@@ -65,7 +75,10 @@ async fn single_node(args: UpArgs) -> anyhow::Result<()> {
     let t = token.clone();
     tasks.spawn(async move { compose::run_node(client, node, t).await });
     println!("Portico is up: node {name} ({ip}), API server {}", cp.url);
-    println!("  export KUBECONFIG={}", cp.prepared.kubeconfig_path.display());
+    println!(
+        "  export KUBECONFIG={}",
+        cp.prepared.kubeconfig_path.display()
+    );
     println!("  kubectl apply -f examples/ && kubectl get pods,svc -o wide");
     compose::supervise(tasks, token).await
 }
@@ -120,7 +133,12 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
             "--node-ip".into(),
             plan.node_ip(i).to_string(),
             "--data-dir".into(),
-            cluster.data_dir.join("nodes").join(&ns).display().to_string(),
+            cluster
+                .data_dir
+                .join("nodes")
+                .join(&ns)
+                .display()
+                .to_string(),
             "--cluster-cidr".into(),
             cluster.cluster_cidr.to_string(),
             "--cluster-domain".into(),
@@ -129,12 +147,22 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
             args.node.cluster_dns.to_string(),
         ];
         if !args.node.dns_upstream.is_empty() {
-            let list: Vec<String> = args.node.dns_upstream.iter().map(ToString::to_string).collect();
+            let list: Vec<String> = args
+                .node
+                .dns_upstream
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             argv.push("--dns-upstream".into());
             argv.push(list.join(","));
         }
         if !args.node.nodeport_addresses.is_empty() {
-            let list: Vec<String> = args.node.nodeport_addresses.iter().map(ToString::to_string).collect();
+            let list: Vec<String> = args
+                .node
+                .nodeport_addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             argv.push("--nodeport-addresses".into());
             argv.push(list.join(","));
         }
@@ -160,7 +188,10 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
             .join(", "),
         cp.url
     );
-    println!("  export KUBECONFIG={}", cp.prepared.kubeconfig_path.display());
+    println!(
+        "  export KUBECONFIG={}",
+        cp.prepared.kubeconfig_path.display()
+    );
     println!(
         "  ip netns exec {} curl http://{}:30080/   # an outside client on the nodes' LAN",
         plan.client_ns(),
@@ -206,7 +237,10 @@ struct Agent {
 
 impl Agent {
     fn spawn(&self) -> anyhow::Result<tokio::process::Child> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = tokio::process::Command::new(&self.exe)
             .args(&self.argv)
             .stdin(Stdio::null())

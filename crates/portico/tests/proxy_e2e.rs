@@ -183,7 +183,10 @@ fn hairpin(cluster: &Cluster, be: &BTreeMap<String, (String, String)>) {
     for _ in 0..20 {
         answers.push(curl(&ns, &url));
     }
-    assert!(answers.iter().all(Option::is_some), "be1 -> {url}: {answers:?}");
+    assert!(
+        answers.iter().all(Option::is_some),
+        "be1 -> {url}: {answers:?}"
+    );
     assert!(
         answers.iter().any(|a| a.as_deref() == Some("be1")),
         "be1 never reached itself through {url}: {answers:?}"

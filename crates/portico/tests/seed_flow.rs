@@ -21,19 +21,35 @@ fn seed_flow(cluster: &Cluster) {
     let cluster_ip: std::net::Ipv4Addr = cols[2].parse().unwrap();
     let range: std::net::Ipv4Addr = "10.96.0.0".parse().unwrap();
     // 10.96.0.0/12: the first 12 bits match.
-    assert_eq!(u32::from(cluster_ip) >> 20, u32::from(range) >> 20, "cluster IP {svc}");
+    assert_eq!(
+        u32::from(cluster_ip) >> 20,
+        u32::from(range) >> 20,
+        "cluster IP {svc}"
+    );
     assert_eq!(cols[3], "<none>");
     assert_eq!(cols[4], "80:30080/TCP");
 
-    let ips = eventually("2 nginx pods Running and Ready", Duration::from_secs(30), || {
-        let out = cluster.kubectl(&["get", "pods", "-l", "app=nginx", "-o", "wide", "--no-headers"]);
-        let rows: Vec<Vec<String>> = out
-            .lines()
-            .map(|l| l.split_whitespace().map(str::to_string).collect())
-            .collect();
-        let ok = rows.len() == 2 && rows.iter().all(|r| r[1] == "1/1" && r[2] == "Running");
-        ok.then(|| rows.iter().map(|r| r[5].clone()).collect::<BTreeSet<_>>())
-    });
+    let ips = eventually(
+        "2 nginx pods Running and Ready",
+        Duration::from_secs(30),
+        || {
+            let out = cluster.kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=nginx",
+                "-o",
+                "wide",
+                "--no-headers",
+            ]);
+            let rows: Vec<Vec<String>> = out
+                .lines()
+                .map(|l| l.split_whitespace().map(str::to_string).collect())
+                .collect();
+            let ok = rows.len() == 2 && rows.iter().all(|r| r[1] == "1/1" && r[2] == "Running");
+            ok.then(|| rows.iter().map(|r| r[5].clone()).collect::<BTreeSet<_>>())
+        },
+    );
     assert_eq!(ips.len(), 2, "pods have distinct IPs: {ips:?}");
 
     for node_ip in &cluster.node_ips {
@@ -49,7 +65,10 @@ fn seed_flow(cluster: &Cluster) {
         (out.split_whitespace().nth(1).map(|e| e.split(',').count()) == Some(2)).then_some(out)
     });
     for ip in &ips {
-        assert!(ep.contains(&format!("{ip}:80")), "endpoints {ep} lack {ip}:80");
+        assert!(
+            ep.contains(&format!("{ip}:80")),
+            "endpoints {ep} lack {ip}:80"
+        );
     }
 }
 

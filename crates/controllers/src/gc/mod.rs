@@ -158,7 +158,11 @@ impl Ctl {
     }
 
     /// The resource of `apiVersion`/`kind` and whether it is namespaced (discovery, cached).
-    async fn resolve(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool), kube::Error> {
+    async fn resolve(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, bool), kube::Error> {
         let key = (api_version.to_string(), kind.to_string());
         if let Some(r) = self.kinds.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(r);
@@ -177,7 +181,11 @@ impl Ctl {
     }
 
     /// Whether the owner still exists (same UID), from the graph or a live read.
-    async fn owner_exists(&self, owner: &OwnerReference, ns: Option<&str>) -> Result<bool, ControllerError> {
+    async fn owner_exists(
+        &self,
+        owner: &OwnerReference,
+        ns: Option<&str>,
+    ) -> Result<bool, ControllerError> {
         if self.node(&owner.uid).is_some() {
             return Ok(true);
         }

@@ -103,8 +103,17 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
     // The columns kubectl prints from the server-side Table.
     let (ok, table, err) = c.kubectl(&["get", "deploy", "nginx-deployment"]).await;
     assert!(ok, "{err}");
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{table}"
+    );
     let cols: Vec<&str> = table
         .lines()
         .nth(1)
@@ -151,7 +160,11 @@ async fn nginx_deployment_becomes_ready_and_endpoints_list_both_pods() {
         .kubectl(&["get", "endpoints", "nginx-service-nodeport", "--no-headers"])
         .await;
     assert!(ok, "{err}");
-    let column = out.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let column = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     let mut printed: Vec<&str> = column.split(',').collect();
     printed.sort_by_key(|s| s.parse::<std::net::SocketAddr>().ok());
     assert_eq!(printed.join(","), want, "{out}");
