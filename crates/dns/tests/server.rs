@@ -90,9 +90,18 @@ fn upstream_answer(request: &Message, tcp: bool) -> Message {
 }
 
 async fn fake_upstream() -> FakeUpstream {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    // UDP and TCP on the same ephemeral port number: the TCP port may be taken
+    // by someone else, so try a few UDP ports.
+    let mut bound = None;
+    for _ in 0..32 {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        if let Ok(listener) = tokio::net::TcpListener::bind(addr).await {
+            bound = Some((socket, addr, listener));
+            break;
+        }
+    }
+    let (socket, addr, listener) = bound.expect("a port free for both UDP and TCP");
     let queries = Arc::new(AtomicUsize::new(0));
     let counter = queries.clone();
     let task = tokio::spawn(async move {
