@@ -6,27 +6,12 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{curl, eventually, in_node, NodeNs};
+use common::{curl, eventually, in_node, runtime, NodeNs};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use portico_agent::{CState, PodRt, Runtime, RuntimeConfig};
+use portico_agent::{CState, PodRt};
 use tokio::sync::watch;
-
-fn runtime(node: &NodeNs, data: &std::path::Path) -> Arc<Runtime> {
-    Runtime::new(RuntimeConfig {
-        node_name: node.name.clone(),
-        node_ip: Ipv4Addr::new(192, 168, 77, 2),
-        data_dir: data.to_path_buf(),
-        cluster_dns: Ipv4Addr::new(10, 96, 0, 10),
-        cluster_domain: "cluster.local".into(),
-        bridge_name: "portico0".into(),
-        agnhost_exe: PathBuf::from(env!("CARGO_BIN_EXE_portico-agent-testbin")),
-    })
-    .unwrap()
-}
 
 fn pod(name: &str, uid: &str, containers: serde_json::Value) -> Pod {
     serde_json::from_value(serde_json::json!({

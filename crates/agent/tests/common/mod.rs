@@ -118,3 +118,17 @@ pub async fn curl(url: String) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// The pod runtime of a test node, with the test helper binary as agnhost.
+pub fn runtime(node: &NodeNs, data: &std::path::Path) -> std::sync::Arc<portico_agent::Runtime> {
+    portico_agent::Runtime::new(portico_agent::RuntimeConfig {
+        node_name: node.name.clone(),
+        node_ip: std::net::Ipv4Addr::new(192, 168, 77, 2),
+        data_dir: data.to_path_buf(),
+        cluster_dns: std::net::Ipv4Addr::new(10, 96, 0, 10),
+        cluster_domain: "cluster.local".into(),
+        bridge_name: "portico0".into(),
+        agnhost_exe: std::path::PathBuf::from(env!("CARGO_BIN_EXE_portico-agent-testbin")),
+    })
+    .unwrap()
+}
