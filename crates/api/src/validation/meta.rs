@@ -192,21 +192,7 @@ pub fn validate_object_meta(obj: &Value, namespaced: bool, rule: NameRule) -> Ve
         "metadata.generation",
         get_i64(obj, &["metadata", "generation"]),
     );
-    validate_labels(
-        &mut out,
-        get_obj(obj, &["metadata", "labels"]),
-        "metadata.labels",
-    );
-    validate_annotations(
-        &mut out,
-        get_obj(obj, &["metadata", "annotations"]),
-        "metadata.annotations",
-    );
-    validate_owner_references(
-        &mut out,
-        get_arr(obj, &["metadata", "ownerReferences"]),
-        "metadata.ownerReferences",
-    );
+    validate_labels_annotations_owners(&mut out, obj);
     validate_finalizers(
         &mut out,
         &str_list(get_arr(obj, &["metadata", "finalizers"])),
@@ -293,21 +279,7 @@ pub fn validate_object_meta_update(obj: &Value, old: &Value) -> Vec<FieldError> 
             "field is immutable",
         ));
     }
-    validate_labels(
-        &mut out,
-        get_obj(obj, &["metadata", "labels"]),
-        "metadata.labels",
-    );
-    validate_annotations(
-        &mut out,
-        get_obj(obj, &["metadata", "annotations"]),
-        "metadata.annotations",
-    );
-    validate_owner_references(
-        &mut out,
-        get_arr(obj, &["metadata", "ownerReferences"]),
-        "metadata.ownerReferences",
-    );
+    validate_labels_annotations_owners(&mut out, obj);
     out
 }
 
@@ -366,6 +338,25 @@ pub fn validate_label_selector(out: &mut Vec<FieldError>, sel: &Value, field: &s
             }
         }
     }
+}
+
+/// Labels, annotations and ownerReferences: checked alike on create and update.
+fn validate_labels_annotations_owners(out: &mut Vec<FieldError>, obj: &Value) {
+    validate_labels(
+        out,
+        get_obj(obj, &["metadata", "labels"]),
+        "metadata.labels",
+    );
+    validate_annotations(
+        out,
+        get_obj(obj, &["metadata", "annotations"]),
+        "metadata.annotations",
+    );
+    validate_owner_references(
+        out,
+        get_arr(obj, &["metadata", "ownerReferences"]),
+        "metadata.ownerReferences",
+    );
 }
 
 #[cfg(test)]
