@@ -234,6 +234,14 @@ pub fn render(ctx: &Context, load: &Load, results: &[TargetResult]) -> String {
         &|_| Num::Skip,
     );
     row(
+        "server busy after the paced phase (s)",
+        &|r| {
+            r.settle_end
+                .map_or_else(|| "still busy at the bound".into(), |d| f(d.as_secs_f64()))
+        },
+        &|_| Num::Skip,
+    );
+    row(
         "watch events",
         &|r| {
             let mut s = r

@@ -118,6 +118,9 @@ pub struct TargetResult {
     /// How long the server kept a core >10 % busy after the bulk (controllers
     /// catching up); `None` if it was still busy at the bound.
     pub settle: Option<Duration>,
+    /// The same after the paced phase: the memory figures after it are taken
+    /// once the controllers have caught up (or at the bound).
+    pub settle_end: Option<Duration>,
     /// Server CPU seconds used during the bulk phase.
     pub cpu_bulk: f64,
     /// Server CPU seconds for the whole run, startup included.
@@ -339,6 +342,10 @@ async fn drive(
         }
     };
     summarize_into(&mut r, &bulk, &trickled, &wlog);
+    // Memory is only comparable between runs once the in-process controllers
+    // have written every EndpointSlice, which on a loaded machine can take
+    // longer than the paced phase.
+    r.settle_end = settle(server).await;
     r.mem_before_list = server.memory();
 
     if r.is_portico {

@@ -12,6 +12,11 @@ use axum::Router;
 
 /// Entry point of `portico agnhost <subcommand> [flags]`.
 pub fn agnhost_main(args: Vec<String>) -> ExitCode {
+    // The runtime's container init shares this entry point (see `init`);
+    // it must run before any runtime or thread exists.
+    if args.first().map(String::as_str) == Some(crate::init::SUBCOMMAND) {
+        return crate::init::init_main(args.get(1..).unwrap_or_default());
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -501,9 +501,11 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
         let action = probe::action(p, &c, ctx.ip);
         let mut th = Threshold::new(false);
         let mut ever_ok = false;
-        // Until the first success, retry quickly (25 ms doubling to 200 ms)
-        // so a pod is Ready as soon as it serves; afterwards, periodSeconds.
-        let mut fast = Duration::from_millis(25);
+        // Like the kubelet, probe at once when the container starts; until
+        // the first success, retry quickly (10 ms doubling to 50 ms: a
+        // refused connect costs microseconds) so a pod is Ready as soon as
+        // it serves; afterwards, every periodSeconds.
+        let mut fast = Duration::from_millis(10);
         tokio::time::sleep(t.initial_delay).await;
         loop {
             let ok = th.record(attempt(&ctx, &action, &t, &c).await, &t);
@@ -533,8 +535,9 @@ async fn run_probes(ctx: Arc<PodCtx>, idx: usize, c: Container, kill: mpsc::Send
             let wait = if ever_ok {
                 t.period
             } else {
-                fast = (fast * 2).min(Duration::from_millis(200));
-                t.period.min(fast / 2)
+                let wait = fast;
+                fast = (fast * 2).min(Duration::from_millis(50));
+                t.period.min(wait)
             };
             tokio::time::sleep(wait).await;
         }

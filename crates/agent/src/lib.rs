@@ -16,6 +16,7 @@ mod envvars;
 mod error;
 mod events;
 mod image;
+mod init;
 mod ipam;
 mod logs;
 mod names;

@@ -1,13 +1,11 @@
 //! Container processes: how one is started inside its pod's namespaces, and
 //! how processes are signalled and found again.
 //!
-//! Entering namespaces uses util-linux rather than in-process `setns`: the
-//! child is `nsenter --net=<pod netns> -- unshare --uts --mount -- /bin/sh -c
-//! <init> ...`. Each of them `exec`s the next, so the pid we hold is the
-//! container's own process. The small shell init sets the hostname, bind-mounts
-//! the pod's `resolv.conf`, `hosts` and `hostname` over `/etc` (in the private
-//! mount namespace only), changes to `workingDir`, and `exec`s the program.
-//! This needs no `unsafe` `pre_exec` in a multi-threaded agent.
+//! A container process is `<agent exe> agnhost portico-pod-init <netns>
+//! <pod dir> <hostname> <workdir> <argv...>` (see `init`): one spawn, whose
+//! init enters the pod's namespaces with system calls and `exec`s the
+//! program, so the pid we hold is the container's own. This needs no
+//! `unsafe` `pre_exec` in the multi-threaded agent.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,35 +16,23 @@ use tokio::process::Command;
 
 use crate::error::AgentError;
 
-/// The init script run by `/bin/sh` inside the new namespaces.
-const INIT: &str = r#"d="$1" h="$2" w="$3"; shift 3
-PATH=/usr/sbin:/usr/bin:/sbin:/bin hostname "$h" 2>/dev/null || echo "$h" > /proc/sys/kernel/hostname || exit 126
-PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/resolv.conf" /etc/resolv.conf || exit 126
-PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/hosts" /etc/hosts || exit 126
-PATH=/usr/sbin:/usr/bin:/sbin:/bin mount --bind "$d/hostname" /etc/hostname 2>/dev/null
-if [ -n "$w" ]; then cd "$w" || exit 126; else cd /; fi
-unset d h w
-exec "$@"
-"#;
-
-/// Absolute paths of the host tools the runtime needs, found once.
+/// The programs the runtime starts containers with.
 #[derive(Debug, Clone)]
 pub struct Tools {
-    pub nsenter: PathBuf,
-    pub unshare: PathBuf,
-    pub sh: PathBuf,
+    /// The agent's own agnhost binary, which also serves the container init.
+    pub init: PathBuf,
 }
 
 impl Tools {
-    pub fn find() -> Result<Self, AgentError> {
-        let need = |n: &str| {
-            which(n)
-                .ok_or_else(|| AgentError::Other(format!("`{n}` (util-linux) is not installed")))
-        };
+    pub fn find(agnhost_exe: &Path) -> Result<Self, AgentError> {
+        if !agnhost_exe.is_file() {
+            return Err(AgentError::Other(format!(
+                "the container init {} does not exist",
+                agnhost_exe.display()
+            )));
+        }
         Ok(Self {
-            nsenter: need("nsenter")?,
-            unshare: need("unshare")?,
-            sh: PathBuf::from("/bin/sh"),
+            init: agnhost_exe.to_path_buf(),
         })
     }
 }
@@ -81,19 +67,17 @@ pub struct Exec<'a> {
 /// The command that runs `e` inside the pod's namespaces, in its own process
 /// group (so the whole container can be signalled at once).
 pub fn command(tools: &Tools, e: &Exec<'_>) -> Command {
-    let mut cmd = Command::new(&tools.nsenter);
-    cmd.arg(format!("--net={}", e.netns.display()))
-        .arg("--")
-        .arg(&tools.unshare)
-        .args(["--uts", "--mount", "--propagation", "private", "--"])
-        .arg(&tools.sh)
-        .arg("-c")
-        .arg(INIT)
-        .arg("portico-init")
-        .arg(e.pod_dir)
-        .arg(e.hostname)
-        .arg(e.workdir.unwrap_or(""))
-        .args(e.argv)
+    let plan = crate::init::InitPlan {
+        netns: e.netns.to_path_buf(),
+        pod_dir: e.pod_dir.to_path_buf(),
+        hostname: e.hostname.to_string(),
+        workdir: e.workdir.filter(|w| !w.is_empty()).map(String::from),
+        argv: e.argv.to_vec(),
+    };
+    let mut cmd = Command::new(&tools.init);
+    cmd.arg("agnhost")
+        .arg(crate::init::SUBCOMMAND)
+        .args(plan.to_args())
         .env_clear()
         .envs(e.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())

@@ -107,9 +107,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Runtime {
-    /// Checks the host tools and creates the data dir.
+    /// Checks the container init binary and creates the data dir.
     pub fn new(cfg: RuntimeConfig) -> Result<Arc<Self>, AgentError> {
-        let tools = Tools::find()?;
+        let tools = Tools::find(&cfg.agnhost_exe)?;
         let (events_tx, events_rx) = mpsc::channel(1024);
         std::fs::create_dir_all(cfg.data_dir.join("pods"))
             .map_err(|e| AgentError::io(format!("creating {}", cfg.data_dir.display()), e))?;

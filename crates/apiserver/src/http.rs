@@ -9,6 +9,7 @@ use axum::extract::{Query, Request, State};
 use axum::response::Response;
 use axum::Router;
 use http::{header, HeaderValue, Method, StatusCode};
+use portico_api::resource::ResourceInfo;
 use portico_api::status::ApiError;
 use portico_api::{discovery, openapi};
 use portico_store::SharedStore;
@@ -243,6 +244,7 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
             let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
             let verb = verb_of(&parts.method, &target, watch);
             let resource = target.info.plural;
+            let warning = deprecation_warning(target.info);
             let body = match axum::body::to_bytes(body, MAX_BODY).await {
                 Ok(b) => b,
                 Err(_) => {
@@ -267,7 +269,12 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
                 body,
             };
             let result = handle(&st, &parts.method, verb, rq).await;
-            (verb, resource, result.unwrap_or_else(|e| error(&e)))
+            let mut resp = result.unwrap_or_else(|e| error(&e));
+            if let Some(w) = warning {
+                resp.headers_mut()
+                    .insert(header::WARNING, HeaderValue::from_static(w));
+            }
+            (verb, resource, resp)
         }
     };
     st.metrics.observe(
@@ -277,6 +284,14 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
         started.elapsed().as_secs_f64(),
     );
     resp
+}
+
+/// The `Warning` header kube-apiserver 1.33 sends on every request for a
+/// deprecated kind (`APILifecycleDeprecated`); kubectl prints it on stderr.
+fn deprecation_warning(info: &ResourceInfo) -> Option<&'static str> {
+    (info.group.is_empty() && info.plural == "endpoints").then_some(
+        "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"",
+    )
 }
 
 async fn handle(st: &Arc<AppState>, method: &Method, verb: &str, rq: Req) -> ApiResult {
@@ -352,5 +367,24 @@ fn openapi(path: &str) -> Response {
             }
             None => not_found_page(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_v1_endpoints_carry_the_deprecation_warning() {
+        let find = portico_api::resource::find;
+        let ep = find("", "v1", "endpoints").expect("endpoints");
+        assert_eq!(
+            deprecation_warning(ep),
+            Some("299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"")
+        );
+        let eps = find("discovery.k8s.io", "v1", "endpointslices").expect("slices");
+        assert_eq!(deprecation_warning(eps), None);
+        let svc = find("", "v1", "services").expect("services");
+        assert_eq!(deprecation_warning(svc), None);
     }
 }

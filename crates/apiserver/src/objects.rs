@@ -53,11 +53,16 @@ pub(crate) fn set_rv(obj: &mut Value, rev: u64) {
 
 /// Bytes to store: the object without `resourceVersion` (the store's mod revision is the truth).
 pub(crate) fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
+    let enc = |v: &Value| serde_json::to_vec(v).map_err(|e| ApiError::internal(e.to_string()));
+    // Creates carry no resourceVersion yet: serialise as is, without a deep copy.
+    if obj["metadata"].get("resourceVersion").is_none() {
+        return enc(obj);
+    }
     let mut v = obj.clone();
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
     }
-    serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))
+    enc(&v)
 }
 
 /// `metadata` as a mutable map, created if missing or not an object.
@@ -91,9 +96,19 @@ pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether a kind tracks `metadata.generation` (kinds with a spec).
-pub(crate) fn has_generation(obj: &Value) -> bool {
-    obj.get("spec").is_some()
+/// Kinds with a `spec` whose kube-apiserver strategy leaves `metadata.generation`
+/// unset (`kubectl get svc -o yaml` shows none).
+const NO_GENERATION: &[(&str, &str)] = &[
+    ("", "Service"),
+    ("", "Node"),
+    ("", "Namespace"),
+    ("coordination.k8s.io", "Lease"),
+];
+
+/// Whether a kind tracks `metadata.generation` (kinds with a spec, but for the
+/// few whose strategy does not).
+pub(crate) fn has_generation(info: &ResourceInfo, obj: &Value) -> bool {
+    obj.get("spec").is_some() && !NO_GENERATION.contains(&(info.group, info.kind))
 }
 
 /// Kinds whose `status` is only written through the `status` subresource.
@@ -129,7 +144,7 @@ pub(crate) fn prepare_create(info: &ResourceInfo, obj: &mut Value, uid: &str, no
             m.remove("status");
         }
     }
-    let gen = has_generation(obj);
+    let gen = has_generation(info, obj);
     let meta = meta_mut(obj);
     for f in SYSTEM_FIELDS {
         meta.remove(*f);
@@ -173,7 +188,7 @@ pub(crate) fn prepare_update(info: &ResourceInfo, old: &Value, new: &mut Value) 
             }
         }
     }
-    if has_generation(new) {
+    if has_generation(info, new) {
         let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
         let next = if old.get("spec") != new.get("spec") {
             g + 1
@@ -287,6 +302,18 @@ mod tests {
             (st["status"]["x"].clone(), st["spec"]["replicas"].clone()),
             (json!(5), json!(3))
         );
+    }
+
+    #[test]
+    fn services_have_no_generation() {
+        let svc = find("", "v1", "services").unwrap();
+        let mut obj = json!({"metadata": {"name": "a", "generation": 7}, "spec": {"ports": []}});
+        prepare_create(svc, &mut obj, "u1", "2024-01-01T00:00:00Z");
+        assert!(obj["metadata"].get("generation").is_none());
+        let mut new = obj.clone();
+        new["spec"]["type"] = json!("NodePort");
+        prepare_update(svc, &obj, &mut new);
+        assert!(new["metadata"].get("generation").is_none());
     }
 
     #[test]

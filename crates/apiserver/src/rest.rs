@@ -188,10 +188,14 @@ fn kind_create_defaults(info: &ResourceInfo, obj: &mut Value) {
 }
 
 /// Creates `obj` (already bound to its namespace) and returns it as stored.
+/// `record` adds the request's field manager as an `Update` entry; a create by
+/// server-side apply passes false, as its `Apply` entry is already in `obj` and
+/// fields filled in by defaulting belong to no manager (as in kube-apiserver).
 pub(crate) async fn create_object(
     st: &AppState,
     rq: &Req,
     mut obj: Value,
+    record: bool,
 ) -> Result<Value, ApiError> {
     let info = rq.target.info;
     if meta_str(&obj, "name").is_none() {
@@ -225,7 +229,9 @@ pub(crate) async fn create_object(
     if let Some(ns) = rq.target.namespace.as_deref().filter(|_| info.namespaced) {
         check_namespace(st, info, ns, &name).await?;
     }
-    hooks::record_update(info, None, &mut obj, &rq.field_manager(), &now);
+    if record {
+        hooks::record_update(info, None, &mut obj, &rq.field_manager(), &now);
+    }
     let key = objects::key(info, rq.target.namespace.as_deref(), &name);
     match services::put(
         st,
@@ -250,7 +256,7 @@ pub(crate) async fn create_object(
 pub(crate) async fn create(st: &Arc<AppState>, rq: Req) -> ApiResult {
     let mut obj = parse_body(&rq)?;
     bind_namespace(&rq, &mut obj)?;
-    let created = create_object(st, &rq, obj).await?;
+    let created = create_object(st, &rq, obj, true).await?;
     respond(&rq, 201, &created)
 }
 
@@ -402,7 +408,7 @@ pub(crate) async fn patch(st: &Arc<AppState>, rq: Req) -> ApiResult {
                 )?;
                 bind_namespace(&rq, &mut obj)?;
                 meta_mut(&mut obj).insert("name".into(), json!(name_of(&rq)));
-                match create_object(st, &rq, obj).await {
+                match create_object(st, &rq, obj, false).await {
                     Ok(created) => return respond(&rq, 201, &created),
                     Err(e) if e.reason == "AlreadyExists" => continue,
                     Err(e) => return Err(e),

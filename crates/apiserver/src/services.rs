@@ -115,7 +115,21 @@ pub(crate) async fn put(
             TxnOutcome::Failed { .. } => Err(WriteError::Conflict),
         };
     }
-    let original = obj.clone();
+    let (rev, stored) = put_service(st, info, key, expect, old, obj, dry_run).await?;
+    *obj = stored;
+    Ok(rev)
+}
+
+/// [`put`] for a Service: returns the revision and the object as written.
+async fn put_service(
+    st: &AppState,
+    info: &ResourceInfo,
+    key: &str,
+    expect: Expect,
+    old: Option<&Value>,
+    original: &Value,
+    dry_run: bool,
+) -> Result<(u64, Value), WriteError> {
     let owner = serde_json::json!({
         "namespace": original["metadata"]["namespace"],
         "name": original["metadata"]["name"],
@@ -164,10 +178,7 @@ pub(crate) async fn put(
             st.store.txn(compares, ops).await.map_err(store_err)?
         };
         match outcome {
-            TxnOutcome::Committed(rev) => {
-                *obj = candidate;
-                return Ok(rev);
-            }
+            TxnOutcome::Committed(rev) => return Ok((rev, candidate)),
             TxnOutcome::Failed { index: 0, .. } => return Err(WriteError::Conflict),
             TxnOutcome::Failed { index, .. } => {
                 let claim = plan.claims.get(index - 1);

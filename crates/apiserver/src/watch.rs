@@ -91,10 +91,23 @@ impl Out {
         } else {
             obj
         };
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
-        line.push(b'\n');
-        self.tx.send(Ok(Bytes::from(line))).await.is_ok()
+        self.tx.send(Ok(encode_line(kind, obj))).await.is_ok()
+    }
+
+    /// Sends one store event, as this watcher sees it.
+    async fn event(&mut self, ev: &Event, sel: &Selectors) -> bool {
+        if !self.table && sel.is_empty() {
+            // Most watchers (informers) are plain: every one of them gets the
+            // same line for an event, so it is encoded once and shared.
+            return match plain_line(ev) {
+                Some(line) => self.tx.send(Ok(line)).await.is_ok(),
+                None => true,
+            };
+        }
+        match translate(ev, sel) {
+            Ok(s) => self.seen(s).await,
+            Err(e) => self.send("ERROR", e.to_status()).await,
+        }
     }
 
     async fn seen(&mut self, s: Seen) -> bool {
@@ -104,6 +117,31 @@ impl Out {
             Seen::Deleted(o) => self.send("DELETED", o).await,
             Seen::Skip => true,
         }
+    }
+}
+
+/// The JSON line of a watch event.
+fn encode_line(kind: &str, obj: Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// The line a watcher without selectors or Table output gets for `ev` (`None`:
+/// nothing to send), memoised in the event so that every such watcher shares one
+/// decoding and one encoding.
+fn plain_line(ev: &Event) -> Option<Bytes> {
+    let compute = || match translate(ev, &Selectors::default()) {
+        Ok(Seen::Added(o)) => Some(encode_line("ADDED", o)),
+        Ok(Seen::Modified(o)) => Some(encode_line("MODIFIED", o)),
+        Ok(Seen::Deleted(o)) => Some(encode_line("DELETED", o)),
+        Ok(Seen::Skip) => None,
+        Err(e) => Some(encode_line("ERROR", e.to_status())),
+    };
+    match ev.memo.get_or_init(compute) {
+        Some(line) => line.clone(),
+        // The memo holds something else (another consumer's type): compute.
+        None => compute(),
     }
 }
 
@@ -184,11 +222,7 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
                 r = w.recv() => match r {
                     WatchRecv::Event(ev) => {
                         last = last.max(ev.revision);
-                        let ok = match translate(&ev, &sel) {
-                            Ok(s) => out.seen(s).await,
-                            Err(e) => out.send("ERROR", e.to_status()).await,
-                        };
-                        if !ok { return; }
+                        if !out.event(&ev, &sel).await { return; }
                     }
                     // Too slow or store closed: end the stream; the client re-watches.
                     _ => return,
@@ -202,11 +236,7 @@ pub(crate) async fn watch(st: &Arc<AppState>, rq: Req) -> ApiResult {
                         match w.try_recv() {
                             WatchRecv::Event(ev) => {
                                 last = last.max(ev.revision);
-                                let ok = match translate(&ev, &sel) {
-                                    Ok(s) => out.seen(s).await,
-                                    Err(e) => out.send("ERROR", e.to_status()).await,
-                                };
-                                if !ok { return; }
+                                if !out.event(&ev, &sel).await { return; }
                             }
                             WatchRecv::Empty => break,
                             _ => return,
@@ -246,6 +276,38 @@ mod tests {
     }
 
     #[test]
+    fn plain_watchers_share_one_encoding_per_event() {
+        let ev = Event {
+            kind: EventKind::Put,
+            key: "/core/pods/default/a".into(),
+            kv: Some(kv(json!({"app": "web"}), 7)),
+            prev: Some(kv(json!({"app": "db"}), 6)),
+            revision: 7,
+            memo: Default::default(),
+        };
+        let first = plain_line(&ev).unwrap();
+        let second = plain_line(&ev).unwrap();
+        // The same buffer, not an equal copy: encoded once.
+        assert_eq!(first.as_ptr(), second.as_ptr());
+        let line: Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!(line["type"], "MODIFIED");
+        assert_eq!(line["object"]["metadata"]["resourceVersion"], "7");
+        assert_eq!(line["object"]["metadata"]["labels"]["app"], "web");
+        assert!(first.ends_with(b"}\n"));
+        let del = Event {
+            kind: EventKind::Delete,
+            key: "/core/pods/default/a".into(),
+            kv: None,
+            prev: Some(kv(json!({"app": "web"}), 7)),
+            revision: 8,
+            memo: Default::default(),
+        };
+        let line: Value = serde_json::from_slice(&plain_line(&del).unwrap()).unwrap();
+        assert_eq!(line["type"], "DELETED");
+        assert_eq!(line["object"]["metadata"]["resourceVersion"], "8");
+    }
+
+    #[test]
     fn selector_transitions_become_added_and_deleted() {
         let sel = Selectors::parse(
             portico_api::resource::find("", "v1", "pods").unwrap(),
@@ -259,6 +321,7 @@ mod tests {
             revision: new.mod_revision,
             kv: Some(new),
             prev,
+            memo: Default::default(),
         };
         let e = put(
             Some(kv(json!({"app": "db"}), 1)),
@@ -284,6 +347,7 @@ mod tests {
             kv: None,
             prev: Some(kv(json!({"app": "web"}), 4)),
             revision: 5,
+            memo: Default::default(),
         };
         match translate(&del, &sel).unwrap() {
             Seen::Deleted(o) => assert_eq!(o["metadata"]["resourceVersion"], "5"),

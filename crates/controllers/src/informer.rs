@@ -101,7 +101,13 @@ where
             store,
             ready_tx,
         } = self;
-        let stream = watcher::watcher(api, config).default_backoff();
+        // No controller reads managedFields, and they are most of a small
+        // object's memory (FieldsV1 is a JSON tree): keep them out of the cache.
+        // A PUT of a cached object without them keeps the live ones (the API
+        // server, like kube-apiserver, treats absent managedFields as unchanged).
+        let stream = watcher::watcher(api, config)
+            .default_backoff()
+            .modify(|obj: &mut K| obj.meta_mut().managed_fields = None);
         futures::pin_mut!(stream);
         while let Some(item) = stream.next().await {
             let ev = match item {

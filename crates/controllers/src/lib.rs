@@ -20,6 +20,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
+pub mod client;
 pub mod deployment;
 pub mod endpoints;
 pub mod expectations;

@@ -7,7 +7,9 @@
 //! - [`planner`]: objects → compact [`zone::Zone`], incrementally (pure).
 //! - [`answer`]: zone + question → response as data (pure).
 //! - [`wire`]: DNS messages ⇄ bytes (hickory-proto), truncation, EDNS.
-//! - [`server`]: UDP and TCP listeners answering from an `ArcSwap` snapshot;
+//! - [`server`]: UDP and TCP listeners answering from an `ArcSwap` snapshot
+//!   (UDP on dedicated `SO_REUSEPORT` threads with `recvmmsg`/`sendmmsg`,
+//!   common questions answered by an allocation-free fast path);
 //!   [`forward`]/[`cache`]: upstream forwarding with a small cache.
 //! - `watch`: kube-rs watchers feeding the planner; `nodelocal`: the
 //!   kube-dns ClusterIP on a local interface of the node's namespace.
@@ -15,12 +17,14 @@
 
 pub mod answer;
 pub mod cache;
+mod fast;
 pub mod forward;
 pub mod metrics;
 pub mod model;
 mod nodelocal;
 pub mod planner;
 pub mod server;
+mod udp;
 mod watch;
 pub mod wire;
 pub mod zone;
@@ -35,7 +39,7 @@ pub use nodelocal::{
     prepare_node_local_address, remove_node_local_address, INTERFACE as NODE_LOCAL_INTERFACE,
 };
 pub use planner::{plan, Change, Planner};
-pub use server::{BoundSockets, DnsServer, Handler};
+pub use server::{udp_workers, BoundSockets, DnsServer, Handler};
 pub use zone::Zone;
 
 /// Errors of the DNS component.

@@ -132,6 +132,11 @@ impl DnsMetrics {
         self.queries.get_or_create(&labels).get()
     }
 
+    /// Services with records in the published zone.
+    pub fn service_count(&self) -> i64 {
+        self.services.get()
+    }
+
     /// Cache hits so far.
     pub fn cache_hit_count(&self) -> u64 {
         self.cache_hits.get()

@@ -10,13 +10,14 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::answer::{answer, Outcome, Response};
 use crate::forward::{ForwardError, Forwarder};
 use crate::metrics::DnsMetrics;
+use crate::udp::Workers;
 use crate::wire::{self, Parsed, Transport};
 use crate::zone::Zone;
 use crate::DnsError;
@@ -41,14 +42,14 @@ pub struct Handler {
 }
 
 /// A question that needs the upstream resolvers.
-struct UpstreamJob {
+pub(crate) struct UpstreamJob {
     request: Message,
     /// In-zone CNAME records that come first in the answer.
     prefix: Vec<Record>,
     target: Name,
 }
 
-enum Step {
+pub(crate) enum Step {
     Reply(Vec<u8>),
     Drop,
     Upstream(Box<UpstreamJob>),
@@ -92,8 +93,33 @@ impl Handler {
         }
     }
 
-    /// Everything that can be decided without waiting: this is the hot path.
-    fn local(&self, bytes: &[u8], transport: Transport, start: Instant) -> Step {
+    /// The UDP hot path on its own (for benchmarks): like the UDP workers,
+    /// writes the answer to a common in-cluster question into `out`, or
+    /// returns `false` for a question that needs [`Handler::handle`].
+    pub fn answer_udp(&self, bytes: &[u8], out: &mut Vec<u8>) -> bool {
+        self.answer_fast(bytes, out, Instant::now())
+    }
+
+    /// The UDP hot path: writes the answer to a common in-cluster question
+    /// into `out` straight from the request bytes (see [`crate::fast`]).
+    /// `false` means the general path ([`Handler::local`]) must answer.
+    pub(crate) fn answer_fast(&self, bytes: &[u8], out: &mut Vec<u8>, start: Instant) -> bool {
+        if !self.synced.load(Ordering::Acquire) {
+            return false;
+        }
+        let zone = self.zone.load();
+        match crate::fast::answer(&zone, bytes, out) {
+            Some(answered) => {
+                self.metrics
+                    .query(answered.qtype, answered.rcode, false, start.elapsed());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Everything that can be decided without waiting.
+    pub(crate) fn local(&self, bytes: &[u8], transport: Transport, start: Instant) -> Step {
         let request = match wire::parse(bytes) {
             Parsed::Query(request) => request,
             Parsed::Reply(reply) => return Step::Reply(reply),
@@ -146,7 +172,12 @@ impl Handler {
         }
     }
 
-    async fn upstream(&self, job: UpstreamJob, transport: Transport, start: Instant) -> Vec<u8> {
+    pub(crate) async fn upstream(
+        &self,
+        job: UpstreamJob,
+        transport: Transport,
+        start: Instant,
+    ) -> Vec<u8> {
         let Some(query) = job.request.queries.first() else {
             return Vec::new();
         };
@@ -188,6 +219,7 @@ impl Handler {
 pub struct DnsServer {
     handler: Arc<Handler>,
     addrs: Vec<SocketAddr>,
+    udp: Vec<Workers>,
     tasks: JoinSet<()>,
 }
 
@@ -203,7 +235,8 @@ impl DnsServer {
     }
 
     /// Serves on sockets bound beforehand — for example by a thread that has
-    /// entered a node's network namespace. Must run inside a Tokio runtime.
+    /// entered a node's network namespace. Must run inside a Tokio runtime:
+    /// TCP is served by tasks, UDP by one dedicated thread per UDP socket.
     pub fn start_bound(
         sockets: Vec<BoundSockets>,
         handler: Arc<Handler>,
@@ -211,29 +244,25 @@ impl DnsServer {
         if sockets.is_empty() {
             return Err(DnsError::Config("no listen addresses".into()));
         }
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(2, 16);
-        let mut tasks = JoinSet::new();
-        let mut addrs = Vec::new();
+        let mut server = Self {
+            handler: handler.clone(),
+            addrs: Vec::new(),
+            udp: Vec::new(),
+            tasks: JoinSet::new(),
+        };
         for BoundSockets { udp, tcp } in sockets {
-            let bound = udp
+            let bound = tcp
                 .local_addr()
                 .map_err(|e| io("reading the bound address", e))?;
-            let udp = Arc::new(UdpSocket::from_std(udp).map_err(|e| io("registering UDP", e))?);
             let tcp = TcpListener::from_std(tcp).map_err(|e| io("registering TCP", e))?;
-            for _ in 0..workers {
-                tasks.spawn(serve_udp(udp.clone(), handler.clone()));
-            }
-            tasks.spawn(serve_tcp(tcp, handler.clone()));
-            tracing::info!(addr = %bound, "cluster DNS listening (UDP and TCP)");
-            addrs.push(bound);
+            let workers = udp.len();
+            // Pushed at once so that an error below still stops these threads.
+            server.udp.push(Workers::start(udp, handler.clone())?);
+            server.tasks.spawn(serve_tcp(tcp, handler.clone()));
+            tracing::info!(addr = %bound, workers, "cluster DNS listening (UDP and TCP)");
+            server.addrs.push(bound);
         }
-        Ok(Self {
-            handler,
-            addrs,
-            tasks,
-        })
+        Ok(server)
     }
 
     /// The bound addresses (UDP and TCP share each).
@@ -250,33 +279,58 @@ impl DnsServer {
     pub async fn shutdown(mut self) {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        let udp = std::mem::take(&mut self.udp);
+        let _ = tokio::task::spawn_blocking(move || udp.into_iter().for_each(Workers::stop)).await;
     }
 }
 
-/// A UDP socket and a TCP listener bound to the same address, not yet serving.
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        // A server dropped without `shutdown` still stops its UDP threads
+        // (they notice within `udp::WAKE`); it does not wait for them.
+        for workers in std::mem::take(&mut self.udp) {
+            workers.signal();
+        }
+    }
+}
+
+/// UDP workers per listen address: one per core, at least one.
+pub fn udp_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+}
+
+/// UDP sockets and a TCP listener bound to the same address, not yet serving.
 #[derive(Debug)]
 pub struct BoundSockets {
-    /// The UDP socket (non-blocking).
-    pub udp: std::net::UdpSocket,
+    /// UDP sockets sharing the address (`SO_REUSEPORT`), one per worker thread.
+    pub udp: Vec<std::net::UdpSocket>,
     /// The TCP listener (non-blocking).
     pub tcp: std::net::TcpListener,
 }
 
 impl BoundSockets {
-    /// Binds UDP and TCP to `addr` in the calling thread's network namespace;
-    /// with port 0, retries until both get the same ephemeral port.
+    /// Binds [`udp_workers`] UDP sockets and a TCP listener to `addr` in the
+    /// calling thread's network namespace; with port 0, retries until UDP and
+    /// TCP get the same ephemeral port.
     pub fn bind(addr: SocketAddr) -> Result<Self, DnsError> {
+        Self::bind_workers(addr, udp_workers())
+    }
+
+    /// [`BoundSockets::bind`] with `workers` UDP sockets.
+    pub fn bind_workers(addr: SocketAddr, workers: usize) -> Result<Self, DnsError> {
         let mut last = None;
         for _ in 0..16 {
-            let udp = std::net::UdpSocket::bind(addr)
-                .map_err(|e| io(&format!("binding UDP {addr}"), e))?;
-            let bound = udp
-                .local_addr()
-                .map_err(|e| io("reading the bound address", e))?;
+            let udp = crate::udp::bind_group(addr, workers)?;
+            let bound = match udp.first() {
+                Some(socket) => socket
+                    .local_addr()
+                    .map_err(|e| io("reading the bound address", e))?,
+                None => return Err(DnsError::Config("no UDP sockets".into())),
+            };
             match std::net::TcpListener::bind(bound) {
                 Ok(tcp) => {
-                    udp.set_nonblocking(true)
-                        .map_err(|e| io("setting UDP non-blocking", e))?;
                     tcp.set_nonblocking(true)
                         .map_err(|e| io("setting TCP non-blocking", e))?;
                     return Ok(Self { udp, tcp });
@@ -287,40 +341,6 @@ impl BoundSockets {
         }
         let e = last.unwrap_or_else(|| std::io::Error::other("no free port"));
         Err(io(&format!("binding TCP {addr}"), e))
-    }
-}
-
-async fn serve_udp(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
-    let mut buf = vec![0u8; 65535];
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
-            Err(error) => {
-                // ICMP errors from earlier sends surface here on Linux; keep serving.
-                tracing::debug!(%error, "UDP receive failed");
-                continue;
-            }
-        };
-        let Some(bytes) = buf.get(..n) else { continue };
-        let start = Instant::now();
-        match handler.local(bytes, Transport::Udp, start) {
-            Step::Reply(reply) => {
-                if let Err(error) = socket.send_to(&reply, peer).await {
-                    tracing::debug!(%error, %peer, "UDP send failed");
-                }
-            }
-            Step::Drop => {}
-            Step::Upstream(job) => {
-                // Upstream answers take milliseconds: never hold up this worker.
-                let (socket, handler) = (socket.clone(), handler.clone());
-                tokio::spawn(async move {
-                    let reply = handler.upstream(*job, Transport::Udp, start).await;
-                    if let Err(error) = socket.send_to(&reply, peer).await {
-                        tracing::debug!(%error, %peer, "UDP send failed");
-                    }
-                });
-            }
-        }
     }
 }
 
@@ -365,7 +385,7 @@ async fn serve_tcp_connection(mut stream: TcpStream, handler: Arc<Handler>) {
     }
 }
 
-fn io(context: &str, source: std::io::Error) -> DnsError {
+pub(crate) fn io(context: &str, source: std::io::Error) -> DnsError {
     DnsError::Io {
         context: context.to_string(),
         source,

@@ -81,30 +81,45 @@ pub fn encode(request: &Message, response: &Response, transport: Transport) -> V
     };
 
     let mut buf = Vec::with_capacity(512);
-    let result = {
-        let mut encoder = BinEncoder::new(&mut buf);
+    let none = || std::iter::empty::<&Record>();
+    let emit = |buf: &mut Vec<u8>, metadata: &Metadata, additionals: bool| {
+        buf.clear();
+        let mut encoder = BinEncoder::new(buf);
         encoder.set_max_size(max_size);
+        let mut extra: Box<dyn Iterator<Item = &Record>> = if additionals {
+            Box::new(response.additionals.iter())
+        } else {
+            Box::new(none())
+        };
         emit_message_parts(
-            &metadata,
+            metadata,
             &mut request.queries.iter(),
             &mut response.answers.iter(),
             &mut response.authorities.iter(),
-            &mut response.additionals.iter(),
+            &mut extra,
             edns.as_ref(),
             None,
             &mut encoder,
         )
     };
-    match result {
+    match emit(&mut buf, &metadata, true) {
         Ok(header) if !header.metadata.truncation => return buf,
         Ok(_) => metadata.truncation = true,
         Err(_) => metadata.response_code = ResponseCode::ServFail,
+    }
+    // Additional records are optional: drop them before truncating the
+    // answer, so that a complete answer is not retried over TCP (RFC 2181 §9).
+    if metadata.truncation && !response.additionals.is_empty() {
+        let mut complete = metadata;
+        complete.truncation = false;
+        if matches!(emit(&mut buf, &complete, false), Ok(h) if !h.metadata.truncation) {
+            return buf;
+        }
     }
     // Partial answers are worse than none (RFC 2181 §9): header and question only.
     buf.clear();
     let mut encoder = BinEncoder::new(&mut buf);
     encoder.set_max_size(max_size);
-    let none = || std::iter::empty::<&Record>();
     let result = emit_message_parts(
         &metadata,
         &mut request.queries.iter(),
@@ -205,6 +220,27 @@ mod tests {
         assert_eq!(decoded.answers.len(), 60);
         assert_eq!(decoded.edns.unwrap().max_payload(), SERVER_UDP_PAYLOAD);
         assert!(decoded.metadata.recursion_desired && decoded.metadata.recursion_available);
+    }
+
+    #[test]
+    fn additional_records_are_dropped_before_the_answer_is_truncated() {
+        let response = Response {
+            authoritative: true,
+            answers: many_records(20),
+            additionals: many_records(20),
+            ..Response::default()
+        };
+        // 20 A records fit in 512 bytes, 40 do not: the answer goes out
+        // whole, without TC and without the optional additional section.
+        let bytes = encode(&query(None), &response, Transport::Udp);
+        let decoded = Message::from_vec(&bytes).unwrap();
+        assert!(!decoded.metadata.truncation);
+        assert_eq!(decoded.answers.len(), 20);
+        assert!(decoded.additionals.is_empty());
+        // With room for both, both are sent.
+        let bytes = encode(&query(Some(4096)), &response, Transport::Udp);
+        let decoded = Message::from_vec(&bytes).unwrap();
+        assert_eq!(decoded.additionals.len(), 20);
     }
 
     #[test]

@@ -183,6 +183,8 @@ pub struct Zone {
     pub(crate) domain: Box<str>,
     pub(crate) ttl: u32,
     pub(crate) soa: Record,
+    /// The SOA's RDATA on the wire (uncompressed), for the UDP fast path.
+    pub(crate) soa_rdata: Arc<[u8]>,
     pub(crate) ns: Record,
     pub(crate) version: Record,
     /// `"<svc>.<ns>"` (lowercase) → records.
@@ -202,7 +204,18 @@ impl Zone {
         let mname = fqdn(&format!("ns.dns.{domain}"))?;
         let rname = fqdn(&format!("hostmaster.{domain}"))?;
         // Refresh/retry/expire follow CoreDNS; the minimum (negative TTL) is the record TTL.
-        let soa = SOA::new(mname.clone(), rname, 1, 7200, 1800, 86400, ttl);
+        let soa = SOA::new(mname.clone(), rname.clone(), 1, 7200, 1800, 86400, ttl);
+        let mut soa_rdata = Vec::with_capacity(64);
+        for name in [&mname, &rname] {
+            for label in name.iter() {
+                soa_rdata.push(u8::try_from(label.len()).unwrap_or(63));
+                soa_rdata.extend_from_slice(label);
+            }
+            soa_rdata.push(0);
+        }
+        for value in [1, 7200, 1800, 86400, ttl] {
+            soa_rdata.extend_from_slice(&value.to_be_bytes());
+        }
         let soa = Record::from_rdata(origin.clone(), ttl, RData::SOA(soa));
         let ns = Record::from_rdata(origin.clone(), ttl, RData::NS(NS(mname)));
         let version = Record::from_rdata(
@@ -215,6 +228,7 @@ impl Zone {
             domain: Box::from(domain.as_str()),
             ttl,
             soa,
+            soa_rdata: soa_rdata.into(),
             ns,
             version,
             services: ShardedMap::new(),

@@ -10,6 +10,13 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+// jemalloc instead of glibc malloc: the API server and the controllers'
+// caches allocate many small, short-lived JSON values from several threads;
+// with glibc, malloc/free were about a fifth of the server's CPU under the
+// 10,000-Service benchmark (BENCHMARKS.md, "API server: 10,000 Service creates").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)

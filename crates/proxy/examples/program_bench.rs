@@ -80,7 +80,16 @@ fn main() {
             _ => {}
         }
     }
-    let sizes: Vec<u32> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let shards = match args.iter().position(|a| a == "--shards") {
+        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).unwrap(),
+        None => portico_proxy::plan::DEFAULT_SHARDS,
+    };
+    let sizes: Vec<u32> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || args[i - 1] != "--shards")
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
     let sizes = if sizes.is_empty() {
         vec![1000, 10000, 30000]
     } else {
@@ -89,6 +98,7 @@ fn main() {
     let base = Base {
         cluster_cidr: "10.244.0.0/16".parse().unwrap(),
         nodeport_addresses: vec![],
+        shards,
     };
     println!("| applier | Services × 10 endpoints | plan | full sync | rules | +1 Service | endpoints of 1 Service changed | RSS after | peak RSS |");
     println!("|---|---|---|---|---|---|---|---|---|");

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::plan::{Base, ServicePlan, UdpFlow, TABLE};
-use crate::render::{render_deletes, render_full, Diff};
+use crate::plan::{Base, ServicePlan, Table, UdpFlow};
+use crate::render::{render_delete_tables, render_deletes, render_full, Diff};
 use crate::ProxyError;
 
 /// Chains and sets flushed in one sync are deleted this much later (kernels
@@ -35,11 +35,11 @@ pub enum Txn<'a> {
         /// The changes.
         diff: &'a Diff,
         /// Chains to delete.
-        delete_chains: &'a [String],
+        delete_chains: &'a [(Table, String)],
         /// Sets to delete.
-        delete_sets: &'a [String],
+        delete_sets: &'a [(Table, String)],
     },
-    /// Remove the table (no error when absent).
+    /// Remove every Portico table (no error when absent).
     DeleteTable,
 }
 
@@ -57,7 +57,7 @@ impl Txn<'_> {
                 s.push_str(&render_deletes(delete_chains, delete_sets));
                 s
             }
-            Txn::DeleteTable => format!("add table ip {TABLE}\ndelete table ip {TABLE}\n"),
+            Txn::DeleteTable => render_delete_tables(),
         }
     }
 
@@ -204,8 +204,8 @@ pub struct Proxier<N, C> {
     applied: BTreeMap<String, Arc<ServicePlan>>,
     hairpin_refs: BTreeMap<Ipv4Addr, usize>,
     needs_full: bool,
-    pending_chains: Vec<(String, Instant)>,
-    pending_sets: Vec<(String, Instant)>,
+    pending_chains: Vec<((Table, String), Instant)>,
+    pending_sets: Vec<((Table, String), Instant)>,
     rules: usize,
 }
 
@@ -292,26 +292,29 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
         diff.hairpin(&added, &removed);
 
         // Chains (re)created now must not be deleted by an older deferral.
-        let created: BTreeSet<&String> = changed
+        let created: BTreeSet<(Table, &String)> = changed
             .iter()
             .filter_map(|k| desired.get(k))
-            .flat_map(|p| p.chains.keys())
+            .flat_map(|p| p.chains.keys().map(|c| (p.chain_table(c), c)))
             .collect();
-        let created_sets: BTreeSet<&String> = changed
+        let created_sets: BTreeSet<(Table, &String)> = changed
             .iter()
             .filter_map(|k| desired.get(k))
-            .flat_map(|p| p.sets.keys())
+            .flat_map(|p| p.sets.keys().map(|s| (Table::Shard(p.shard), s)))
             .collect();
-        self.pending_chains.retain(|(c, _)| !created.contains(c));
-        self.pending_sets.retain(|(s, _)| !created_sets.contains(s));
-        let due = |(_, t): &(String, Instant)| now.saturating_duration_since(*t) >= DELETE_DELAY;
-        let del_chains: Vec<String> = self
+        self.pending_chains
+            .retain(|((t, c), _)| !created.contains(&(*t, c)));
+        self.pending_sets
+            .retain(|((t, s), _)| !created_sets.contains(&(*t, s)));
+        let due =
+            |(_, t): &((Table, String), Instant)| now.saturating_duration_since(*t) >= DELETE_DELAY;
+        let del_chains: Vec<(Table, String)> = self
             .pending_chains
             .iter()
             .filter(|p| due(p))
             .map(|(c, _)| c.clone())
             .collect();
-        let del_sets: Vec<String> = self
+        let del_sets: Vec<(Table, String)> = self
             .pending_sets
             .iter()
             .filter(|p| due(p))
@@ -409,7 +412,7 @@ impl<N: Nft, C: Conntrack> Proxier<N, C> {
     }
 }
 
-/// Removes the table from the current network namespace (no error when absent).
+/// Removes every Portico table from the current network namespace (no error when absent).
 pub fn delete_table(nft: &mut dyn Nft) -> Result<(), ProxyError> {
     nft.apply_txn(&Txn::DeleteTable)
 }

@@ -209,6 +209,7 @@ mod tests {
             &Base {
                 cluster_cidr: "10.244.0.0/16".parse().unwrap(),
                 nodeport_addresses: vec![],
+                shards: 1,
             },
         );
         assert!(plan
@@ -227,6 +228,7 @@ mod tests {
             &Base {
                 cluster_cidr: "10.244.0.0/16".parse().unwrap(),
                 nodeport_addresses: vec![],
+                shards: 1,
             },
         );
         assert!(plan

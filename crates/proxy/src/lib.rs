@@ -1,7 +1,8 @@
 //! portico-proxy: the Service proxy. Services and EndpointSlices (watched
 //! through the Kubernetes API) are planned into nftables objects by pure code
 //! ([`model`], [`plan`], [`render`]) and programmed into the `ip portico`
-//! table of the current network namespace by the [`apply::Proxier`], one
+//! table and its shard tables `ip portico-NN` of the current network
+//! namespace by the [`apply::Proxier`], one
 //! atomic transaction per sync, incrementally after the first: an nf_tables
 //! netlink batch ([`netlink`]) by default, or `nft -f` text ([`NftCli`]).
 
@@ -13,6 +14,8 @@ pub mod model;
 pub mod netlink;
 pub mod nl;
 pub mod nlexpr;
+pub mod nlmsg;
+pub mod nlskel;
 pub mod plan;
 pub mod render;
 mod syncloop;
@@ -113,6 +116,7 @@ impl ProxyConfig {
         Ok(Base {
             cluster_cidr,
             nodeport_addresses,
+            shards: plan::DEFAULT_SHARDS,
         })
     }
 }
@@ -136,7 +140,7 @@ pub fn default_applier() -> Box<dyn Nft> {
     }
 }
 
-/// Removes Portico's tables from the current netns (used on shutdown of `portico up`).
+/// Removes all of Portico's tables from the current netns (used on shutdown of `portico up`).
 pub fn cleanup() -> Result<(), ProxyError> {
     apply::delete_table(&mut *default_applier())
 }

@@ -5,9 +5,11 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use std::io::IoSlice;
+
 use nix::sys::socket::{
-    recv, send, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
-    SockType,
+    recv, sendmsg, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr, SockFlag,
+    SockProtocol, SockType,
 };
 
 use crate::ProxyError;
@@ -54,10 +56,22 @@ pub enum MsgType {
     DelSetElem = 14,
 }
 
-/// A batch under construction: one contiguous buffer of netlink messages,
-/// framed by `BATCH_BEGIN` / `BATCH_END` when finished.
+/// Size at which a batch starts a new buffer. A transaction is one
+/// `sendmsg` (the kernel commits or aborts at the end of the datagram), but
+/// its bytes may sit in many buffers: growing one `Vec` would briefly need
+/// twice the batch size on every reallocation.
+const CHUNK: usize = 1 << 20;
+/// `UIO_MAXIOV`: most buffers one `sendmsg` takes.
+const MAX_IOV: usize = 1024;
+
+/// A batch under construction: netlink messages in buffers of about
+/// [`CHUNK`] bytes (a message never spans two), framed by `BATCH_BEGIN` /
+/// `BATCH_END` when finished.
 #[derive(Debug)]
 pub struct Batch {
+    /// Full buffers.
+    done: Vec<Vec<u8>>,
+    /// The buffer being written.
     buf: Vec<u8>,
     seq: u32,
     /// Start offsets of open messages and nests (their lengths are patched on close).
@@ -76,7 +90,8 @@ impl Batch {
     /// An empty batch (begin marker written).
     pub fn new() -> Batch {
         let mut b = Batch {
-            buf: Vec::with_capacity(1 << 16),
+            done: Vec::new(),
+            buf: Vec::with_capacity(1 << 12),
             seq: 0,
             open: Vec::new(),
             msgs: 0,
@@ -124,6 +139,14 @@ impl Batch {
         // Nests carry a 16-bit length, messages a 32-bit one.
         if self.open.is_empty() {
             self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+            if self.buf.len() >= CHUNK {
+                let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + (1 << 16)));
+                self.done.push(full);
+            } else if self.buf.len() + (1 << 16) > self.buf.capacity() && self.done.is_empty() {
+                // Small batches (incremental syncs) stay small; a batch that
+                // grows past 64 KiB gets its full chunk capacity once.
+                self.buf.reserve(CHUNK + (1 << 16) - self.buf.len());
+            }
         } else {
             let len16 = u16::try_from(len).unwrap_or(u16::MAX);
             self.buf[start..start + 2].copy_from_slice(&len16.to_ne_bytes());
@@ -183,10 +206,17 @@ impl Batch {
         self.msgs == 0
     }
 
-    /// Writes the end marker and returns the bytes to send.
-    pub fn finish(mut self) -> Vec<u8> {
+    /// Bytes so far.
+    pub fn byte_len(&self) -> usize {
+        self.done.iter().map(Vec::len).sum::<usize>() + self.buf.len()
+    }
+
+    /// Writes the end marker and returns the buffers to send, in order.
+    pub fn finish(mut self) -> Vec<Vec<u8>> {
         self.control(NFNL_MSG_BATCH_END);
-        self.buf
+        let mut out = self.done;
+        out.push(self.buf);
+        out
     }
 }
 
@@ -221,27 +251,37 @@ impl NfSocket {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut bytes = batch.finish();
-        // The kernel processes the batch inside send(), so its errors (and,
-        // on kernels since 6.10, the ACK asked for on the end marker) are
-        // queued when send returns: reading until the ACK or an empty queue
-        // sees the whole outcome.
-        let end = bytes.len() - 20;
+        let mut chunks = batch.finish();
+        if chunks.len() > MAX_IOV {
+            // Only past ~1 GiB: join neighbours so one sendmsg takes them all.
+            let per = chunks.len().div_ceil(MAX_IOV);
+            chunks = chunks.chunks(per).map(<[Vec<u8>]>::concat).collect();
+        }
+        let Some(last) = chunks.last_mut() else {
+            return Ok(());
+        };
+        // The kernel processes the batch inside sendmsg(), so its errors
+        // (and, on kernels since 6.10, the ACK asked for on the end marker)
+        // are queued when it returns: reading until the ACK or an empty
+        // queue sees the whole outcome.
+        let end = last.len() - 20;
         let flags = NLM_F_REQUEST | NLM_F_ACK;
-        bytes[end + 6..end + 8].copy_from_slice(&flags.to_ne_bytes());
-        let end_seq = u32::from_ne_bytes([
-            bytes[end + 8],
-            bytes[end + 9],
-            bytes[end + 10],
-            bytes[end + 11],
-        ]);
+        last[end + 6..end + 8].copy_from_slice(&flags.to_ne_bytes());
+        let end_seq =
+            u32::from_ne_bytes([last[end + 8], last[end + 9], last[end + 10], last[end + 11]]);
         // The whole batch must go in one datagram; the buffer grows to fit.
-        let want = bytes.len().saturating_add(1 << 16);
+        let total: usize = chunks.iter().map(Vec::len).sum();
+        let want = total.saturating_add(1 << 16);
         setsockopt(&self.fd, sockopt::SndBufForce, &want).map_err(io("SO_SNDBUFFORCE"))?;
-        let sent = send(self.fd.as_raw_fd(), &bytes, MsgFlags::empty()).map_err(io("send"))?;
-        drop(bytes);
-        if sent == 0 {
-            return Err(ProxyError::Netlink("short send".into()));
+        let iov: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+        let sent = sendmsg::<NetlinkAddr>(self.fd.as_raw_fd(), &iov, &[], MsgFlags::empty(), None)
+            .map_err(io("sendmsg"))?;
+        drop(iov);
+        drop(chunks);
+        if sent != total {
+            return Err(ProxyError::Netlink(format!(
+                "short send: {sent} of {total} bytes"
+            )));
         }
         self.read_acks(end_seq)
     }
@@ -310,6 +350,29 @@ fn outcome(first_err: Option<(i32, u32)>) -> Result<(), ProxyError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn large_batches_split_between_messages_only() {
+        let mut b = Batch::new();
+        let payload = vec![7u8; 1000];
+        for _ in 0..3000 {
+            b.begin(MsgType::NewRule, 0);
+            b.attr(1, &payload);
+            b.end();
+        }
+        let total = b.byte_len();
+        let chunks = b.finish();
+        assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), total + 20);
+        // Every buffer holds whole messages: walking lengths lands on its end.
+        for c in &chunks {
+            let mut off = 0;
+            while off < c.len() {
+                off += u32_at(c, off) as usize;
+            }
+            assert_eq!(off, c.len());
+        }
+    }
+
     fn u32_at(b: &[u8], at: usize) -> u32 {
         u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
     }
@@ -324,7 +387,7 @@ mod tests {
         b.end();
         b.end();
         assert_eq!(b.len(), 1);
-        let bytes = b.finish();
+        let bytes = b.finish().concat();
         // begin marker: 20 bytes, subsystem in res_id (big endian).
         assert_eq!(u32_at(&bytes, 0), 20);
         assert_eq!(
@@ -356,7 +419,7 @@ mod tests {
         b.begin(MsgType::NewChain, 0);
         b.str(3, "abcd");
         b.end();
-        let bytes = b.finish();
+        let bytes = b.finish().concat();
         // 4 header + 5 bytes ("abcd\0"), padded to 12.
         assert_eq!(u16::from_ne_bytes([bytes[40], bytes[41]]), 9);
         assert_eq!(&bytes[44..52], b"abcd\0\0\0\0");

@@ -1,6 +1,18 @@
 //! The pure planner: Service ports in, nftables objects of one Service out
-//! ([`ServicePlan`]: chains, affinity sets, map elements), plus the shared
-//! skeleton of the `ip portico` table ([`Base`]).
+//! ([`ServicePlan`]: chains, affinity sets, map elements), plus the node-level
+//! inputs of the tables' skeletons ([`Base`]).
+//!
+//! Tables: Services are spread over [`Base::shards`] tables `ip portico-NN`
+//! by a stable hash of `namespace/name` ([`shard_of`]); each holds its
+//! Services' chains, affinity sets and the `service-ips`/`service-nodeports`
+//! verdict maps, with its own NAT base chains. The kernel re-validates every
+//! chain reachable from a table's base chains whenever a transaction adds a
+//! jump, NAT rule or verdict-map element to that table (`nft_table_validate`,
+//! per table since Linux 6.4), so one Service's change costs O(N/shards)
+//! instead of O(N). The small shared table `ip portico` holds what is per
+//! node (filter hooks, masquerade, hairpin) plus the rare firewall chains of
+//! `loadBalancerSourceRanges`; its no-endpoint sets carry no verdicts, so
+//! their elements never trigger validation.
 //!
 //! Layout (kube-proxy nftables mode, with one deliberate change): endpoint
 //! choice is a sequence of `numgen random mod (N-i) 0` rules inside the
@@ -18,8 +30,69 @@ use ipnet::Ipv4Net;
 
 use crate::model::{Endpoint, Proto, SvcPort};
 
-/// Name of the table (family `ip`).
+/// Name of the shared table (family `ip`); shard tables are `portico-NN`.
 pub const TABLE: &str = "portico";
+/// Shard tables per node unless configured otherwise (chosen by measurement,
+/// see BENCHMARKS.md: one change at 30,000 Services stays well under 10 ms,
+/// and a new connection's cost of one lookup per shard stays small).
+pub const DEFAULT_SHARDS: u16 = 64;
+/// Most shard tables ever used: full syncs and cleanup remove every
+/// `portico-NN` table below it, so a change of the shard count leaves nothing behind.
+pub const MAX_SHARDS: u16 = 64;
+/// Name prefix of firewall chains (they live in the shared table).
+pub const FIREWALL_PREFIX: &str = "firewall";
+
+/// One of Portico's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// `ip portico`: per-node chains, no-endpoint sets, firewall.
+    Shared,
+    /// `ip portico-NN`: the Services whose key hashes to NN.
+    Shard(u16),
+}
+
+impl Table {
+    /// The nftables table name (interned: encoders write it into every message).
+    pub fn name(self) -> &'static str {
+        static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let names = NAMES.get_or_init(|| all_tables().map(|t| t.to_string()).collect());
+        let i = match self {
+            Table::Shared => 0,
+            Table::Shard(k) => 1 + usize::from(k),
+        };
+        names.get(i).map_or(TABLE, String::as_str)
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Table::Shared => f.write_str(TABLE),
+            Table::Shard(k) => write!(f, "{TABLE}-{k:02}"),
+        }
+    }
+}
+
+/// Every table name a node may hold: the shared one and shards below [`MAX_SHARDS`].
+pub fn all_tables() -> impl Iterator<Item = Table> {
+    std::iter::once(Table::Shared).chain((0..MAX_SHARDS).map(Table::Shard))
+}
+
+/// The shard of Service `key` (`namespace/name`): FNV-1a, stable across
+/// restarts and builds, so a restarted agent programs the same tables.
+pub fn shard_of(key: &str, shards: u16) -> u16 {
+    let h = fnv1a(key);
+    u16::try_from(h % u64::from(shards.max(1))).unwrap_or(0)
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
 /// Packet mark bit asking for masquerade in postrouting.
 pub const MASQ_MARK: &str = "0x4000";
 /// [`MASQ_MARK`] as a number.
@@ -27,16 +100,17 @@ pub const MASQ_MARK_BIT: u32 = 0x4000;
 /// The base chain that sets [`MASQ_MARK`].
 pub const MARK_FOR_MASQUERADE: &str = "mark-for-masquerade";
 
-/// Verdict maps and sets of the base table whose elements Services own.
+/// Maps and sets of the tables whose elements Services own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Map {
     /// `ip daddr . meta l4proto . th dport : verdict` for ClusterIPs, external and LB IPs.
     ServiceIps,
     /// `meta l4proto . th dport : verdict` for NodePorts.
     ServiceNodeports,
-    /// Service addresses without endpoints (checked in filter hooks: reject or drop).
+    /// Service addresses without endpoints (a plain set in the shared
+    /// table: the filter hooks reject new connections to them).
     NoEndpointServices,
-    /// NodePorts without endpoints.
+    /// NodePorts without endpoints (plain set, shared table).
     NoEndpointNodeports,
     /// LB IPs with `loadBalancerSourceRanges`.
     FirewallIps,
@@ -51,6 +125,19 @@ impl Map {
             Map::NoEndpointServices => "no-endpoint-services",
             Map::NoEndpointNodeports => "no-endpoint-nodeports",
             Map::FirewallIps => "firewall-ips",
+        }
+    }
+
+    /// Whether elements carry a verdict (`key : verdict`) or are plain keys.
+    pub fn is_vmap(self) -> bool {
+        !matches!(self, Map::NoEndpointServices | Map::NoEndpointNodeports)
+    }
+
+    /// The table holding this map for a Service of shard `shard`.
+    pub fn table(self, shard: u16) -> Table {
+        match self {
+            Map::ServiceIps | Map::ServiceNodeports => Table::Shard(shard),
+            Map::NoEndpointServices | Map::NoEndpointNodeports | Map::FirewallIps => Table::Shared,
         }
     }
 
@@ -220,11 +307,14 @@ pub struct HealthCheck {
 /// Service port, so re-planning unchanged input gives an equal plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServicePlan {
-    /// Regular chains and their rules.
+    /// The shard table of this Service ([`shard_of`] its `namespace/name`).
+    pub shard: u16,
+    /// Regular chains and their rules (firewall chains in the shared table,
+    /// the others in the shard table: see [`ServicePlan::chain_table`]).
     pub chains: BTreeMap<String, Vec<Rule>>,
     /// ClientIP affinity sets (name → timeout in seconds).
     pub sets: BTreeMap<String, u32>,
-    /// Map elements: (map, key) → value.
+    /// Map elements: (map, key) → value (empty for the plain no-endpoint sets).
     pub elements: BTreeMap<(Map, String), String>,
     /// Endpoint IPs that need the hairpin masquerade.
     pub hairpin: BTreeSet<Ipv4Addr>,
@@ -237,6 +327,15 @@ pub struct ServicePlan {
 }
 
 impl ServicePlan {
+    /// The table holding chain `name` of this plan.
+    pub fn chain_table(&self, name: &str) -> Table {
+        if name.starts_with(FIREWALL_PREFIX) {
+            Table::Shared
+        } else {
+            Table::Shard(self.shard)
+        }
+    }
+
     /// Number of rules, for metrics.
     pub fn rule_count(&self) -> usize {
         self.chains.values().map(Vec::len).sum()
@@ -250,6 +349,15 @@ pub struct Base {
     pub cluster_cidr: Ipv4Net,
     /// `--nodeport-addresses`; empty means every local address.
     pub nodeport_addresses: Vec<Ipv4Net>,
+    /// Number of shard tables (1..=[`MAX_SHARDS`]; [`DEFAULT_SHARDS`] normally).
+    pub shards: u16,
+}
+
+impl Base {
+    /// The shard tables in use.
+    pub fn shard_tables(&self) -> impl Iterator<Item = Table> {
+        (0..self.shards.clamp(1, MAX_SHARDS)).map(Table::Shard)
+    }
 }
 
 /// 40-bit FNV-1a digest in base32, 8 characters: the stable chain-name prefix
@@ -257,11 +365,7 @@ pub struct Base {
 /// full readable name follows it).
 pub fn hash8(s: &str) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let h = fnv1a(s);
     (0..8)
         .map(|i| char::from(ALPHABET[((h >> (i * 5)) & 31) as usize]))
         .collect()
@@ -290,6 +394,10 @@ fn named(prefix: &str, base: &str) -> String {
 /// Plans one Service from its ports (all of the same Service).
 pub fn plan_service(ports: &[SvcPort], base: &Base) -> ServicePlan {
     let mut plan = ServicePlan::default();
+    if let Some(p) = ports.first() {
+        let key = format!("{}/{}", p.namespace, p.name);
+        plan.shard = shard_of(&key, base.shards.clamp(1, MAX_SHARDS));
+    }
     for p in ports {
         plan_port(p, base, &mut plan);
     }
@@ -324,12 +432,12 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
         // connections (the filter hooks send the reject).
         for ip in std::iter::once(p.cluster_ip).chain(external_vips.iter().copied()) {
             plan.elements
-                .insert((Map::NoEndpointServices, vip_key(ip)), goto("reject-chain"));
+                .insert((Map::NoEndpointServices, vip_key(ip)), String::new());
         }
         if let Some(np) = p.node_port {
             plan.elements.insert(
                 (Map::NoEndpointNodeports, format!("{proto} . {np}")),
-                goto("reject-chain"),
+                String::new(),
             );
         }
         return;
@@ -454,7 +562,7 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
             );
         }
         if !p.source_ranges.is_empty() && !p.lb_ips.is_empty() {
-            let fw_chain = named("firewall", &pbase);
+            let fw_chain = named(FIREWALL_PREFIX, &pbase);
             let mut rules: Vec<Rule> = p
                 .source_ranges
                 .iter()

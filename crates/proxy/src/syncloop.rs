@@ -242,7 +242,9 @@ mod tests {
         let base = Base {
             cluster_cidr: "10.244.0.0/16".parse().unwrap(),
             nodeport_addresses: vec![],
+            shards: crate::plan::DEFAULT_SHARDS,
         };
+        let shard = crate::plan::Table::Shard(crate::plan::shard_of("default/web", base.shards));
         let proxier = Proxier::new(rec.clone(), NoConntrack, base.clone());
         let metrics = ProxyMetrics::new();
         let mut lp = SyncLoop::new(
@@ -277,6 +279,7 @@ mod tests {
         }
         let scripts = wait_for(&rec, 1).await;
         assert!(scripts[0].starts_with("add table ip portico\ndelete table ip portico\n"));
+        assert!(scripts[0].contains("add table ip portico-63\ndelete table ip portico-63\n"));
         assert!(scripts[0].contains("dnat to 10.244.1.10:8080"));
 
         // A burst of changes becomes one incremental transaction.
@@ -297,14 +300,16 @@ mod tests {
         svc_tx.unbounded_send(Ok(Event::Delete(svc()))).unwrap();
         let scripts = wait_for(&rec, 3).await;
         assert!(
-            scripts[2].contains("delete element ip portico service-ips { 10.96.0.20 . tcp . 80 }"),
+            scripts[2].contains(&format!(
+                "delete element ip {shard} service-ips {{ 10.96.0.20 . tcp . 80 }}"
+            )),
             "{}",
             scripts[2]
         );
         // The flushed chain is deleted in a later transaction.
         let scripts = wait_for(&rec, 4).await;
         assert!(
-            scripts[3].starts_with("delete chain ip portico service-"),
+            scripts[3].starts_with(&format!("delete chain ip {shard} service-")),
             "{}",
             scripts[3]
         );

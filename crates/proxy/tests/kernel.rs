@@ -598,6 +598,7 @@ fn netlink_rejected_transaction_changes_nothing_and_reports_the_error() {
     let mut nft = NftNetlink::open_in_netns(&t.node).unwrap();
     let diff = portico_proxy::render::Diff {
         add_elements: vec![(
+            portico_proxy::plan::Table::Shard(0),
             portico_proxy::plan::Map::ServiceIps,
             "10.96.0.99 . tcp . 80".into(),
             "goto reject-chain".into(),
@@ -606,7 +607,10 @@ fn netlink_rejected_transaction_changes_nothing_and_reports_the_error() {
     };
     let txn = portico_proxy::Txn::Incremental {
         diff: &diff,
-        delete_chains: &["no-such-chain".to_string()],
+        delete_chains: &[(
+            portico_proxy::plan::Table::Shard(0),
+            "no-such-chain".to_string(),
+        )],
         delete_sets: &[],
     };
     let err = nft.apply_txn(&txn).unwrap_err().to_string();

@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use portico_proxy::render::{render_base, render_service};
+use portico_proxy::plan::Base;
+use portico_proxy::render::{render_base, render_service, render_shard, render_shared};
 use serde_json::json;
 
 const TWO_PODS: &[(&str, &str, bool)] = &[
@@ -21,9 +22,32 @@ fn snap(
     insta::assert_snapshot!(name, text);
 }
 
+/// The shared table and the first shard (the others differ only in name).
+fn skeleton(b: &Base) -> String {
+    render_shared(b) + &render_shard(b, 0)
+}
+
 #[test]
 fn base_table() {
-    insta::assert_snapshot!("base", render_base(&base()));
+    insta::assert_snapshot!("base", skeleton(&base()));
+}
+
+#[test]
+fn every_shard_table_has_the_same_skeleton() {
+    let b = base();
+    let all = render_base(&b);
+    assert!(all.starts_with(&render_shared(&b)));
+    let first = render_shard(&b, 0);
+    for k in 0..b.shards {
+        let name = format!("portico-{k:02}");
+        assert_eq!(
+            render_shard(&b, k),
+            first.replace("portico-00", &name),
+            "shard {k}"
+        );
+        assert!(all.contains(&format!("table ip {name} {{")));
+    }
+    assert!(!all.contains(&format!("portico-{:02}", b.shards)));
 }
 
 #[test]
@@ -33,7 +57,7 @@ fn base_table_with_nodeport_addresses() {
         "192.168.77.0/24".parse().unwrap(),
         "10.0.0.1/32".parse().unwrap(),
     ];
-    insta::assert_snapshot!("base_nodeport_addresses", render_base(&b));
+    insta::assert_snapshot!("base_nodeport_addresses", skeleton(&b));
 }
 
 #[test]

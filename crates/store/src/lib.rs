@@ -12,7 +12,8 @@
 pub mod redb_store;
 pub mod watch;
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 pub use redb_store::RedbStore;
 pub use watch::{Watch, WatchRecv};
@@ -93,6 +94,47 @@ pub enum EventKind {
     Delete,
 }
 
+/// A slot where a consumer keeps something derived from an event (the API
+/// server keeps its encoded watch line), computed by the first watcher that
+/// needs it and shared by every other watcher of the same event: events reach
+/// watchers as `Arc<Event>`, so N watchers cost one encoding, not N.
+///
+/// It is a cache: clones start empty and it takes no part in equality.
+#[derive(Default)]
+pub struct Memo(OnceLock<Box<dyn Any + Send + Sync>>);
+
+impl Memo {
+    /// The memoised value, computing it with `init` if the slot is empty.
+    /// `None` if the slot already holds a value of another type.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(init())).downcast_ref()
+    }
+}
+
+impl Clone for Memo {
+    fn clone(&self) -> Self {
+        Memo::default()
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Memo {}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Memo(set)"
+        } else {
+            "Memo(empty)"
+        })
+    }
+}
+
 /// A change to one key, as seen by watchers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -106,6 +148,8 @@ pub struct Event {
     pub prev: Option<KeyValue>,
     /// Revision of the transaction that made the change.
     pub revision: u64,
+    /// Consumers' shared derived data (see [`Memo`]).
+    pub memo: Memo,
 }
 
 /// Errors from the store.
@@ -157,3 +201,34 @@ pub trait Store: Send + Sync + 'static {
 
 /// A shared store handle.
 pub type SharedStore = Arc<dyn Store>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memo_computes_once_and_is_not_part_of_identity() {
+        let memo = Memo::default();
+        let mut calls = 0;
+        assert_eq!(
+            memo.get_or_init(|| {
+                calls += 1;
+                7u32
+            }),
+            Some(&7)
+        );
+        assert_eq!(
+            memo.get_or_init(|| {
+                calls += 1;
+                8u32
+            }),
+            Some(&7)
+        );
+        assert_eq!(calls, 1);
+        // Another type than the one stored: no value, the caller computes.
+        assert_eq!(memo.get_or_init(|| "x"), None);
+        // Clones start empty and memos never make events unequal.
+        assert_eq!(memo.clone().get_or_init(|| 9u32), Some(&9));
+        assert_eq!(memo, Memo::default());
+    }
+}

@@ -16,7 +16,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::watch::{Hub, DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES};
-use crate::{Compare, Event, EventKind, KeyValue, Op, Store, StoreError, TxnOutcome, Watch};
+use crate::{Compare, Event, EventKind, KeyValue, Memo, Op, Store, StoreError, TxnOutcome, Watch};
 
 const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -25,6 +25,12 @@ const REVISION_KEY: &str = "revision";
 const HEADER: usize = 16;
 /// Upper bound of transactions committed together, to bound latency of the first.
 const MAX_BATCH: usize = 512;
+/// Default redb page cache (read cache and write buffer together). redb's own
+/// default is 1 GiB; the working set of a create-heavy load is the right edge
+/// of the key B-tree, and the OS page cache holds the rest of the file, so
+/// 16 MiB keeps resident memory down; in the 10,000-Service benchmark no
+/// latency change against 32 MiB stood out of the run-to-run noise.
+pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "portico.redb";
 
@@ -50,7 +56,7 @@ impl Default for Options {
         Self {
             history: DEFAULT_HISTORY,
             history_bytes: DEFAULT_HISTORY_BYTES,
-            cache_bytes: 32 * 1024 * 1024,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -262,6 +268,7 @@ fn apply_batch(db: &Database, start: u64, batch: &[Request]) -> Result<BatchResu
                             }),
                             prev,
                             revision: next,
+                            memo: Memo::default(),
                         });
                         changed = true;
                     }
@@ -275,6 +282,7 @@ fn apply_batch(db: &Database, start: u64, batch: &[Request]) -> Result<BatchResu
                                 kv: None,
                                 prev,
                                 revision: next,
+                                memo: Memo::default(),
                             });
                             changed = true;
                         }

@@ -17,7 +17,12 @@ use crate::{Event, StoreError};
 pub const DEFAULT_HISTORY: usize = 50_000;
 /// Default cap on the bytes (keys and values) the history holds, so a burst of
 /// large objects cannot grow memory without bound.
-pub const DEFAULT_HISTORY_BYTES: usize = 32 * 1024 * 1024;
+///
+/// 16 MiB holds about 10,000 events of Service-sized objects (with their
+/// memoised watch encoding), several seconds of a bulk load: enough for a
+/// watcher that reconnects to resume; one further behind relists (410), as
+/// with kube-apiserver's watch cache.
+pub const DEFAULT_HISTORY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Batches a watcher may have queued before it is dropped as too slow.
 const WATCHER_QUEUE: usize = 4096;
@@ -30,10 +35,20 @@ struct Watcher {
     too_slow: Arc<AtomicBool>,
 }
 
+/// Fixed cost of one retained event besides its keys and values: the `Event`
+/// and `KeyValue` structs, the `Arc` and the ring slot.
+const EVENT_OVERHEAD: usize = 256;
+
+/// What one retained event costs in memory, for the byte bound: keys, values
+/// and, because a consumer usually memoises an encoding of the object about
+/// as large as the object (see [`crate::Memo`]), one more copy of it.
 fn event_bytes(e: &Event) -> usize {
-    e.key.len()
-        + e.kv.as_ref().map_or(0, |kv| kv.value.len())
-        + e.prev.as_ref().map_or(0, |kv| kv.value.len())
+    let new = e.kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len());
+    let prev = e
+        .prev
+        .as_ref()
+        .map_or(0, |kv| kv.key.len() + kv.value.len());
+    EVENT_OVERHEAD + e.key.len() + new + prev + new.max(prev)
 }
 
 struct Inner {
@@ -245,6 +260,7 @@ mod tests {
             }),
             prev: None,
             revision: rev,
+            memo: Default::default(),
         }
     }
 
@@ -276,7 +292,8 @@ mod tests {
 
     #[test]
     fn byte_limit_evicts_too() {
-        let hub = Hub::with_limits(0, 1000, 3 * (2 + 2));
+        let one = event_bytes(&ev("/a", 1));
+        let hub = Hub::with_limits(0, 1000, 3 * one);
         for r in 1..=5 {
             hub.publish(vec![ev("/a", r)]);
         }

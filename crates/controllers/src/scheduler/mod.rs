@@ -1,5 +1,10 @@
 //! Scheduler: binds pending pods to nodes through the `pods/binding` subresource, one
 //! decision at a time so spreading sees its own previous choices.
+//!
+//! Like kube-scheduler's binding cycle, the bind request runs in a task of
+//! its own once the placement is assumed: the next decision does not wait
+//! for the API round trip, so a burst of pods is bound with many requests in
+//! flight (the store commits them in groups) instead of one write at a time.
 
 pub mod plan;
 
@@ -12,6 +17,7 @@ use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod, PodConditi
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::Semaphore;
 
 use crate::queue::{run_workers, WorkQueue};
 use crate::recorder::Recorder;
@@ -20,6 +26,10 @@ use crate::{ControllerError, Informers, Shared};
 
 /// Name pods use to ask for this scheduler.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
+
+/// Bind requests in flight at once: enough to keep the API server's group
+/// commit busy during a burst, few enough not to flood it.
+const MAX_BINDS_IN_FLIGHT: usize = 32;
 
 #[derive(Default)]
 struct Counts {
@@ -71,6 +81,8 @@ struct Ctl {
     pods: Store<Pod>,
     nodes: Store<Node>,
     counts: Arc<Mutex<Counts>>,
+    queue: WorkQueue,
+    binds: Arc<Semaphore>,
 }
 
 /// Registers handlers and returns the scheduler loop.
@@ -148,6 +160,8 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         pods: inf.pods.store(),
         nodes: inf.nodes.store(),
         counts,
+        queue: queue.clone(),
+        binds: Arc::new(Semaphore::new(MAX_BINDS_IN_FLIGHT)),
     });
     Box::pin(async move {
         if !crate::informer::all_ready(ready).await {
@@ -156,14 +170,14 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         // One worker: each decision must see the previous one.
         run_workers("scheduler", queue, 1, move |key| {
             let ctl = ctl.clone();
-            async move { ctl.reconcile(&key).await }
+            async move { Arc::clone(&ctl).reconcile(&key).await }
         })
         .await;
     })
 }
 
 impl Ctl {
-    async fn reconcile(&self, key: &str) -> Result<Option<Duration>, ControllerError> {
+    async fn reconcile(self: Arc<Self>, key: &str) -> Result<Option<Duration>, ControllerError> {
         let (Some(ns), name) = split_key(key) else {
             return Ok(None);
         };
@@ -214,27 +228,43 @@ impl Ctl {
                         .insert(key.to_string(), (node.clone(), owner.clone()));
                     c.add(&node, &owner, 1);
                 }
-                if let Err(e) = self.bind(&api, &pod, &node).await {
-                    if let Ok(mut c) = self.counts.lock() {
-                        if c.assumed.remove(key).is_some() {
-                            c.add(&node, &owner, -1);
+                // The binding cycle: the next decision already sees this
+                // placement (assumed), so it need not wait for the bind.
+                // While the bind is in flight a requeued key finds the
+                // assumption and does nothing; a failed bind drops it and
+                // retries the pod.
+                let Ok(permit) = Arc::clone(&self.binds).acquire_owned().await else {
+                    return Ok(None);
+                };
+                let (ctl, key, ns) = (Arc::clone(&self), key.to_string(), ns.to_string());
+                tokio::spawn(async move {
+                    let result = ctl.bind(&api, &pod, &node).await;
+                    drop(permit);
+                    match result {
+                        Ok(()) => {
+                            if let Ok(mut c) = ctl.counts.lock() {
+                                c.pending.remove(&key);
+                            }
+                            ctl.recorder.normal(
+                                &pod_ref,
+                                "Scheduled",
+                                format!("Successfully assigned {ns}/{} to {node}", pod.name_any()),
+                            );
+                        }
+                        Err(e) => {
+                            tracing::debug!(key = %key, error = %e, "binding failed, retrying");
+                            if let Ok(mut c) = ctl.counts.lock() {
+                                if c.assumed.remove(&key).is_some() {
+                                    c.add(&node, &owner, -1);
+                                }
+                            }
+                            ctl.queue.retry(&key);
                         }
                     }
-                    return Err(e);
-                }
-                if let Ok(mut c) = self.counts.lock() {
-                    c.pending.remove(key);
-                }
-                self.recorder.normal(
-                    &pod_ref,
-                    "Scheduled",
-                    format!("Successfully assigned {ns}/{name} to {node}"),
-                );
+                });
                 Ok(None)
             }
             Err(msg) => {
-                self.recorder
-                    .warning(&pod_ref, "FailedScheduling", msg.clone());
                 let mut conds: Vec<PodCondition> = pod
                     .status
                     .as_ref()
@@ -251,7 +281,7 @@ impl Ctl {
                         type_: "PodScheduled".into(),
                         status: "False".into(),
                         reason: Some("Unschedulable".into()),
-                        message: Some(msg),
+                        message: Some(msg.clone()),
                         last_transition_time: Some(util::now_time()),
                         ..Default::default()
                     });
@@ -261,6 +291,9 @@ impl Ctl {
                             .await,
                     )?;
                 }
+                // After the condition is written: whoever sees the Event
+                // also finds the pod marked Unschedulable.
+                self.recorder.warning(&pod_ref, "FailedScheduling", msg);
                 // Node changes requeue pending pods; the timer covers anything else.
                 Ok(Some(Duration::from_secs(15)))
             }

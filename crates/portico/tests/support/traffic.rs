@@ -202,7 +202,7 @@ pub fn connect_in(ns: &str, addr: String) -> BufReader<TcpStream> {
 }
 
 pub fn ruleset(ns: &str) -> String {
-    let out = super::lan::ns_exec(ns, &["nft", "list", "table", "ip", "portico"]);
+    let out = super::lan::ns_exec(ns, &["nft", "list", "ruleset"]);
     assert!(
         out.status.success(),
         "nft list in {ns}: {}",

@@ -45,6 +45,7 @@ pub fn base() -> Base {
     Base {
         cluster_cidr: "10.244.0.0/16".parse().unwrap(),
         nodeport_addresses: vec![],
+        shards: portico_proxy::plan::DEFAULT_SHARDS,
     }
 }
 

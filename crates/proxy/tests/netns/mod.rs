@@ -252,12 +252,10 @@ impl Topology {
         ]
     }
 
-    /// `nft list table ip portico` in the node.
+    /// Every table of the node namespace (the shared one and the shards).
     pub fn list_table(&self) -> String {
         let out = Command::new("ip")
-            .args([
-                "netns", "exec", &self.node, "nft", "list", "table", "ip", "portico",
-            ])
+            .args(["netns", "exec", &self.node, "nft", "list", "ruleset"])
             .output()
             .unwrap();
         assert!(

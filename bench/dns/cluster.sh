@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Cluster DNS benchmark on a real API server (issue 6): `portico server` and
+# the node-local DNS (`dns_cluster_bench serve`, the agent's DNS component) run
+# in a node namespace; SERVICES Services with ENDPOINTS endpoints each are
+# written through the API; dnsperf queries 10.96.0.10 from a pod namespace
+# wired like a pod (veth to the node, default route via the node, resolv.conf
+# pointing at 10.96.0.10). Knot DNS serves the same names from zone files at
+# 10.96.0.11 in the same node as the baseline, under the same load.
+#
+#   bench/dns/cluster.sh [SECONDS] [SERVICES] [ENDPOINTS]
+#
+# Environment: PORTICO_BIN (default target/release/portico), DNS_BENCH_BIN
+# (default: build the example), RATES (fixed
+# rates for latency runs, default "20000 100000"), PIN=1 to also run with the
+# server on CPU 0 and dnsperf on CPU 1.
+# Everything runs inside namespaces this script creates and removes; every
+# dnsperf run is time-bounded (-l).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS="${1:-10}"
+SERVICES="${2:-10000}"
+ENDPOINTS="${3:-10}"
+HEADLESS_EVERY=10
+RATES="${RATES:-20000 100000}"
+CLIENTS="${CLIENTS:-32}"
+PORTICO="${PORTICO_BIN:-target/release/portico}"
+for tool in dnsperf knotd dig ip taskset python3; do
+  command -v "$tool" >/dev/null || { echo "$tool missing (see bench/dns/README.md)" >&2; exit 1; }
+done
+
+BENCH="${DNS_BENCH_BIN:-target/release/examples/dns_cluster_bench}"
+[[ -n "${DNS_BENCH_BIN:-}" ]] || cargo build --release -p portico-dns --example dns_cluster_bench >/dev/null
+[[ -x "$PORTICO" ]] || cargo build --release -p portico >/dev/null
+
+ID="$$$RANDOM"
+NODE="pdb-n-$ID"
+POD="pdb-p-$ID"
+W="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  exec 3>&- 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  ip netns del "$POD" 2>/dev/null || true
+  ip netns del "$NODE" 2>/dev/null || true
+  rm -rf "/etc/netns/$POD" "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+in_node() { ip netns exec "$NODE" "$@"; }
+# Background servers are started with `ip netns exec` itself (not a shell
+# function), so that $! is the server's own pid: `ip` execs the program.
+in_pod() { ip netns exec "$POD" "$@"; }
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local deadline=$((SECONDS + $1)) what="$2"; shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { echo "timed out waiting for $what" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+
+# The node and a pod on it.
+ip netns add "$NODE"
+ip netns add "$POD"
+ip -n "$NODE" link set lo up
+ip -n "$POD" link set lo up
+ip -n "$NODE" link add veth-pod type veth peer name eth0 netns "$POD"
+ip -n "$NODE" addr add 10.244.0.1/24 dev veth-pod
+ip -n "$NODE" link set veth-pod up
+ip -n "$POD" addr add 10.244.0.2/24 dev eth0
+ip -n "$POD" link set eth0 up
+ip -n "$POD" route add default via 10.244.0.1
+ip -n "$NODE" addr add 10.96.0.11/32 dev lo
+mkdir -p "/etc/netns/$POD"
+printf 'search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n' \
+  >"/etc/netns/$POD/resolv.conf"
+
+# The API server, then the DNS on the still empty cluster.
+ip netns exec "$NODE" "$PORTICO" server --data-dir "$W/data" --listen 127.0.0.1:0 >"$W/server.log" 2>&1 &
+PIDS+=($!)
+KC="$W/data/kubeconfig.yaml"
+wait_for 60 "the API server's kubeconfig" test -s "$KC"
+wait_for 60 "the API server" grep -q "API server at" "$W/server.log"
+mkfifo "$W/dns.stdin"
+ip netns exec "$NODE" "$BENCH" serve "$KC" 10.96.0.10:53 <"$W/dns.stdin" >"$W/dns.log" 2>"$W/dns.err" &
+DNS=$!
+PIDS+=($DNS)
+exec 3>"$W/dns.stdin"
+wait_for 60 "the DNS server" grep -q "^serving=" "$W/dns.log"
+wait_for 60 "the bootstrap Services in DNS" grep -q "^services=[1-9]" "$W/dns.log"
+RSS_EMPTY=$(rss_kb "$DNS")
+
+echo "== loading $SERVICES Services x $ENDPOINTS endpoints through the API"
+in_node "$BENCH" load "$KC" "$SERVICES" "$ENDPOINTS" "$HEADLESS_EVERY" 32
+last_headless=$(( (SERVICES - 1) / HEADLESS_EVERY * HEADLESS_EVERY ))
+synced() {
+  grep -q "^services=$((SERVICES + 2))\$" "$W/dns.log" &&
+    [[ $(in_pod dig +short "svc-$last_headless.ns$((last_headless % 100)).svc.cluster.local" | wc -l) == "$ENDPOINTS" ]] &&
+    [[ -n $(in_pod dig +short "svc-$((SERVICES - 1)).ns$(((SERVICES - 1) % 100)).svc.cluster.local") ]]
+}
+wait_for 300 "the DNS zone to hold every Service" synced
+RSS_FULL=$(rss_kb "$DNS")
+OBJECTS=$((SERVICES + SERVICES * ENDPOINTS))
+echo "portico DNS RSS: empty cluster ${RSS_EMPTY} kB, ${SERVICES} Services + $((SERVICES * ENDPOINTS)) endpoints ${RSS_FULL} kB"
+awk -v a="$RSS_EMPTY" -v b="$RSS_FULL" -v n="$OBJECTS" \
+  'BEGIN{printf "per object: %.3f KB (%d objects)\n", (b-a)/n, n}'
+echo "resolv.conf search path from the pod: $(in_pod getent hosts "svc-1.ns1" || echo failed)"
+
+# The baseline: Knot DNS with the same names.
+python3 bench/dns/gen.py zones "$W/zones" "$SERVICES" "$ENDPOINTS" "$HEADLESS_EVERY"
+mkdir -p "$W/knot"
+cat >"$W/knot.conf" <<EOF
+server:
+    rundir: "$W/knot"
+    listen: 10.96.0.11@53
+    udp-workers: 2
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$W/knot"
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: "$W/zones"
+    zonefile-sync: -1
+    journal-content: none
+    semantic-checks: off
+zone:
+  - domain: cluster.local
+  - domain: 10.in-addr.arpa
+EOF
+ip netns exec "$NODE" knotd -c "$W/knot.conf" >"$W/knot.log" 2>&1 &
+KNOT=$!
+PIDS+=($KNOT)
+wait_for 60 "Knot" in_pod dig +short +tries=1 +time=1 @10.96.0.11 "svc-1.ns1.svc.cluster.local"
+echo "knotd RSS with the same zone: $(rss_kb "$KNOT") kB"
+
+python3 bench/dns/gen.py queries "$SERVICES" "$ENDPOINTS" "$HEADLESS_EVERY" >"$W/queries"
+# Both servers must give the same answers: compare a sample.
+diffs=0
+while read -r name type; do
+  a=$(in_pod dig +short +tries=1 @10.96.0.10 "$name" "$type" | sort)
+  b=$(in_pod dig +short +tries=1 @10.96.0.11 "$name" "$type" | sort)
+  [[ "$a" == "$b" ]] || { diffs=$((diffs + 1)); echo "differs: $name $type: [$a] vs [$b]"; }
+done < <(head -200 "$W/queries")
+echo "answers compared on 200 queries: $diffs differ"
+
+summary() { grep -E "Queries (sent|completed|lost)|Response codes|Queries per second|Average Latency"; }
+percentiles() {
+  awk '/^> /{print $NF}' "$1" | sort -n | awk '{a[NR]=$1} END{
+    if (NR == 0) { print "no answers"; exit }
+    printf "answered=%d p50=%.3fms p90=%.3fms p99=%.3fms p99.9=%.3fms max=%.3fms\n",
+      NR, a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, a[NR]*1000}'
+}
+run() { # run LABEL SERVER_ADDR SERVER_PID DNSPERF_CPUS
+  local label="$1" addr="$2" pid="$3" cpus="$4" out
+  echo "### $label (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
+  out="$W/$label.sat"
+  in_pod taskset -c "$cpus" dnsperf -s "$addr" -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500 >"$out" 2>&1 || true
+  echo "saturated: $(summary <"$out" | tr -s ' ' | tr '\n' ';')"
+  for rate in $RATES; do
+    out="$W/$label.$rate"
+    in_pod taskset -c "$cpus" dnsperf -s "$addr" -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500 -Q "$rate" -v >"$out" 2>&1 || true
+    echo "at ${rate} QPS: $(grep -E 'Queries per second' "$out" | tr -s ' ') lost=$(grep -E 'Queries lost' "$out" | awk '{print $3, $4}') $(percentiles "$out")"
+  done
+  echo "server RSS after: $(rss_kb "$pid") kB (load after: $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+pin() { taskset -a -p -c "$2" "$1" >/dev/null; }
+
+echo "== unpinned: servers and dnsperf share both CPUs"
+run portico 10.96.0.10 "$DNS" 0,1
+run knot 10.96.0.11 "$KNOT" 0,1
+if [[ "${PIN:-0}" == 1 ]]; then
+  echo "== pinned: server on CPU 0, dnsperf on CPU 1"
+  pin "$DNS" 0; pin "$KNOT" 0
+  run portico-pinned 10.96.0.10 "$DNS" 1
+  run knot-pinned 10.96.0.11 "$KNOT" 1
+fi
+echo "final portico DNS RSS: $(rss_kb "$DNS") kB"
