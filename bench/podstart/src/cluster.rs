@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::procfs;
 use crate::BenchError;
 
 /// How `portico up` is laid out.
@@ -226,7 +225,7 @@ impl Drop for Cluster {
 
 fn sweep(ns: &str) {
     let me = i32::try_from(std::process::id()).unwrap_or(0);
-    for pid in procfs::pids_in_netns(&Path::new("/run/netns").join(ns)) {
+    for pid in portico_agent::pids_in_netns(&Path::new("/run/netns").join(ns)) {
         if pid == me {
             continue;
         }

@@ -2,9 +2,6 @@
 //! the `portico agent` child of `portico up --nodes 1`, and the processes
 //! left in a network namespace (for cleanup).
 
-use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
-
 /// Resident set size of `pid` in KiB (`VmRSS`), if the process exists.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -61,25 +58,6 @@ pub fn agent_child(up_pid: u32) -> Option<u32> {
     children(up_pid)
         .into_iter()
         .find(|c| cmdline(*c).iter().any(|a| a == "agent"))
-}
-
-/// Pids of the processes whose network namespace is the one at `ns_path`.
-pub fn pids_in_netns(ns_path: &Path) -> Vec<i32> {
-    let Ok(meta) = std::fs::metadata(ns_path) else {
-        return Vec::new();
-    };
-    let want = format!("net:[{}]", meta.ino());
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/ns/net"))
-                .map(|l| l.to_string_lossy() == want)
-                .unwrap_or(false)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub use envvars::{expand, service_env};
 pub use error::AgentError;
 pub use logs::{find_log, log_router, tail_lines};
 pub use podfiles::resolv_conf;
+pub use process::pids_in_netns;
 pub use runtime::{log_path, PodEvent, Runtime, RuntimeConfig};
 pub use status::{pod_status, CState, ContainerRt, PodRt};
 

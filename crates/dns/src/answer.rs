@@ -354,7 +354,7 @@ fn relative_labels<'n>(
 
 /// Lowercases `parts` joined by `.` into `buf`; `None` when it does not fit or
 /// is not UTF-8 (no such key exists then).
-fn lower<'b>(buf: &'b mut [u8], parts: &[&[u8]]) -> Option<&'b str> {
+pub(crate) fn lower<'b>(buf: &'b mut [u8], parts: &[&[u8]]) -> Option<&'b str> {
     let mut len = 0;
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {

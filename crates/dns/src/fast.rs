@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
+use crate::answer::lower;
 use crate::wire::SERVER_UDP_PAYLOAD;
 use crate::zone::{ServiceRecords, ServiceZone, Zone};
 
@@ -361,23 +362,6 @@ fn service<'z>(zone: &'z Zone, svc: &[u8], ns: &[u8]) -> Option<Option<&'z Servi
     let mut buf = [0u8; 128];
     let key = lower(&mut buf, &[svc, ns])?;
     Some(zone.services.get(key).map(|sz| &**sz))
-}
-
-/// Lowercases `parts` joined by `.` into `buf`.
-fn lower<'b>(buf: &'b mut [u8], parts: &[&[u8]]) -> Option<&'b str> {
-    let mut len = 0;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            *buf.get_mut(len)? = b'.';
-            len += 1;
-        }
-        let dst = buf.get_mut(len..len + part.len())?;
-        for (d, s) in dst.iter_mut().zip(part.iter()) {
-            *d = s.to_ascii_lowercase();
-        }
-        len += part.len();
-    }
-    std::str::from_utf8(buf.get(..len)?).ok()
 }
 
 /// Appends a response to a buffer; every write is bounded by the size the
