@@ -11,8 +11,11 @@
 #
 # Environment: PORTICO_BIN (default target/release/portico), DNS_BENCH_BIN
 # (default: build the example), RATES (fixed
-# rates for latency runs, default "20000 100000"), PIN=1 to also run with the
-# server on CPU 0 and dnsperf on CPU 1.
+# rates for latency runs, default "20000 100000"), REPEAT (runs per rate,
+# default 1), PIN=1 to also run with the server on CPU 0 and dnsperf on CPU 1,
+# PERF=1 to add `perf stat` counts of the server per query, VARIANTS (below).
+# Every run prints the server's CPU time and context switches per query
+# (counts that do not depend on the machine's load).
 # Everything runs inside namespaces this script creates and removes; every
 # dnsperf run is time-bounded (-l).
 set -euo pipefail
@@ -155,28 +158,84 @@ percentiles() {
     printf "answered=%d p50=%.3fms p90=%.3fms p99=%.3fms p99.9=%.3fms max=%.3fms\n",
       NR, a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, a[NR]*1000}'
 }
+# Load-independent counters of the server process over one dnsperf run: CPU
+# time (utime+stime, clock ticks) and context switches summed over its threads.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ctx_switches() { # voluntary nonvoluntary
+  cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt/{v+=$2} /^nonvoluntary_ctxt/{n+=$2} END{print v+0, n+0}'
+}
+counted() { # counted PID OUTFILE COMMAND... : runs COMMAND, prints server CPU µs/query and switches/query
+  local pid="$1" out="$2" t0 t1 c0 c1 perf_pid=""; shift 2
+  t0=$(cpu_ticks "$pid"); c0=$(ctx_switches "$pid")
+  if [[ "${PERF:-0}" == 1 ]] && command -v perf >/dev/null; then
+    perf stat -x, -e task-clock,context-switches,cpu-migrations,page-faults -p "$pid" -o "$out.perf" &
+    perf_pid=$!
+  fi
+  "$@" >"$out" 2>&1 || true
+  if [[ -n "$perf_pid" ]]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
+  t1=$(cpu_ticks "$pid"); c1=$(ctx_switches "$pid")
+  local done_q
+  done_q=$(awk '/Queries completed/{print $3}' "$out")
+  awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v q="${done_q:-0}" -v c0="$c0" -v c1="$c1" 'BEGIN{
+    split(c0, a, " "); split(c1, b, " ");
+    if (q > 0) printf "server: %.2f us CPU/query, %.4f voluntary + %.4f involuntary switches/query", t / hz * 1e6 / q, (b[1]-a[1]) / q, (b[2]-a[2]) / q
+  }'
+  if [[ -f "$out.perf" ]]; then
+    # task-clock is in ms: printed as µs per query.
+    awk -F, -v q="${done_q:-0}" 'q > 0 && $3 == "task-clock" {printf "; perf task-clock %.2f us/query", $1 * 1000 / q}
+      q > 0 && $3 ~ /context-switches|cpu-migrations|page-faults/ {printf "; %s %.4f/query", $3, $1 / q}' "$out.perf"
+  fi
+  echo
+}
 run() { # run LABEL SERVER_ADDR SERVER_PID DNSPERF_CPUS
   local label="$1" addr="$2" pid="$3" cpus="$4" out
   echo "### $label (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
   out="$W/$label.sat"
-  in_pod taskset -c "$cpus" dnsperf -s "$addr" -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500 >"$out" 2>&1 || true
+  counted "$pid" "$out" in_pod taskset -c "$cpus" dnsperf -s "$addr" -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500
   echo "saturated: $(summary <"$out" | tr -s ' ' | tr '\n' ';')"
   for rate in $RATES; do
-    out="$W/$label.$rate"
-    in_pod taskset -c "$cpus" dnsperf -s "$addr" -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500 -Q "$rate" -v >"$out" 2>&1 || true
-    echo "at ${rate} QPS: $(grep -E 'Queries per second' "$out" | tr -s ' ') lost=$(grep -E 'Queries lost' "$out" | awk '{print $3, $4}') $(percentiles "$out")"
+   for rep in $(seq "${REPEAT:-1}"); do
+    out="$W/$label.$rate.$rep"
+    counted "$pid" "$out" in_pod taskset -c "$cpus" dnsperf -s "$addr" -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500 -Q "$rate" -v
+    echo "at ${rate} QPS (#$rep, load $(cut -d' ' -f1 /proc/loadavg)): $(grep -E 'Queries per second' "$out" | tr -s ' ') lost=$(grep -E 'Queries lost' "$out" | awk '{print $3, $4}') $(percentiles "$out")"
+   done
   done
   echo "server RSS after: $(rss_kb "$pid") kB (load after: $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 pin() { taskset -a -p -c "$2" "$1" >/dev/null; }
 
+# Variants of the DNS server side by side, for A/B runs of one change:
+# VARIANTS="LABEL:BINARY:ENV=VALUE ..." (BINARY empty = this build, ENV
+# optional), e.g. "before:/tmp/old_bench: noslice::PORTICO_DNS_SLICE_US=0".
+# Each serves the same API server's cluster at 10.96.0.2N.
+VARIANT_LABELS=(); VARIANT_ADDRS=(); VARIANT_PIDS=()
+n=20
+for variant in ${VARIANTS:-}; do
+  IFS=: read -r vlabel vbin venv <<<"$variant"
+  vaddr="10.96.0.$n"; n=$((n + 1))
+  mkfifo "$W/$vlabel.stdin"
+  ip netns exec "$NODE" env ${venv:+"$venv"} "${vbin:-$BENCH}" serve "$KC" "$vaddr:53" <"$W/$vlabel.stdin" >"$W/$vlabel.log" 2>"$W/$vlabel.err" &
+  VARIANT_PIDS+=($!); PIDS+=($!)
+  exec {vfd}>"$W/$vlabel.stdin"
+  wait_for 300 "variant $vlabel to hold every Service" grep -q "^services=$((SERVICES + 2))\$" "$W/$vlabel.log"
+  wait_for 60 "variant $vlabel to answer" in_pod dig +short +tries=1 +time=1 @"$vaddr" "svc-$((SERVICES - 1)).ns$(((SERVICES - 1) % 100)).svc.cluster.local"
+  VARIANT_LABELS+=("$vlabel"); VARIANT_ADDRS+=("$vaddr")
+done
+
 echo "== unpinned: servers and dnsperf share both CPUs"
 run portico 10.96.0.10 "$DNS" 0,1
+for i in "${!VARIANT_LABELS[@]}"; do
+  run "${VARIANT_LABELS[$i]}" "${VARIANT_ADDRS[$i]}" "${VARIANT_PIDS[$i]}" 0,1
+done
 run knot 10.96.0.11 "$KNOT" 0,1
 if [[ "${PIN:-0}" == 1 ]]; then
   echo "== pinned: server on CPU 0, dnsperf on CPU 1"
   pin "$DNS" 0; pin "$KNOT" 0
+  for pid in "${VARIANT_PIDS[@]}"; do pin "$pid" 0; done
   run portico-pinned 10.96.0.10 "$DNS" 1
+  for i in "${!VARIANT_LABELS[@]}"; do
+    run "${VARIANT_LABELS[$i]}-pinned" "${VARIANT_ADDRS[$i]}" "${VARIANT_PIDS[$i]}" 1
+  done
   run knot-pinned 10.96.0.11 "$KNOT" 1
 fi
 echo "final portico DNS RSS: $(rss_kb "$DNS") kB"

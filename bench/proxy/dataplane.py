@@ -79,8 +79,8 @@ def summary(results_path, connect_path):
             runs[key] = {}
             order.append(key)
         runs[key][r["rep"]] = r
-    print("| from | mode | path | target | req/s mean (min–max) | p99 ms mean | req/s ÷ direct (per-rep min–max) | p99 ÷ direct | errors | PAWS rejects / SYN retransmits | goal |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| from | mode | path | target | req/s mean (min–max) | p99 ms mean | req/s ÷ direct (per-rep min–max) | p99 ÷ direct | errors | PAWS rejects / SYN retransmits | conntrack insert_failed+drop | goal |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key in order:
         group, mode, kind = key
         reps = runs[key]
@@ -91,6 +91,7 @@ def summary(results_path, connect_path):
         # and the client's SYN retransmissions they cost (1 s each).
         paws = sum(int(r.get("paws", 0) or 0) for r in reps.values())
         syn = sum(int(r.get("syn_retrans", 0) or 0) for r in reps.values())
+        ct = sum(int(r.get("ct_fail", 0) or 0) for r in reps.values())
         target = next(iter(reps.values()))["target"]
         direct = runs.get((group, mode, "direct"), {})
         if kind == "direct" or not direct:
@@ -110,7 +111,7 @@ def summary(results_path, connect_path):
         print(
             f"| {group} | {mode} | {kind} | {target} | {fmt_int(statistics.mean(rps))}"
             f" ({fmt_int(min(rps))}–{fmt_int(max(rps))}) | {statistics.mean(p99):.2f}"
-            f" | {ratio} | {p99_ratio} | {errors} | {paws} / {syn} | {goal} |"
+            f" | {ratio} | {p99_ratio} | {errors} | {paws} / {syn} | {ct} | {goal} |"
         )
     loads = [float(r["load_before"]) for r in rows] + [float(r["load_after"]) for r in rows]
     print()

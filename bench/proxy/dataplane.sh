@@ -11,7 +11,7 @@
 #   CONNECTS=200 (connect samples per target) OUT=<results dir> KEEP=1 (keep data dir)
 #   DP_GROUPS="node client remote" (which groups below to run)
 #   DP_MODES="keepalive close" (which wrk modes to run)
-#   DP_FIX=1 (patch node A's ruleset with the proposed proxy fix, see below)
+#   DP_FIX=1|2 (patch node A's ruleset with a rule variant, see below)
 #   DP_TS2=1 (tcp_timestamps=2 in the client namespaces: the diagnosis, see below)
 #
 # It starts `portico up --nodes 2` under a unique name (its namespaces are
@@ -266,26 +266,34 @@ forget_closed() {
   done
 }
 
-# DP_FIX=1: patch node A's ruleset (inside the cluster's own namespace) with
-# the two changes proposed for the proxy, to measure what they would give:
-#  1. no masquerade mark for node-local sources reaching a ClusterIP
-#     (`fib saddr type != local` on the `ip saddr != <cluster CIDR>` rule);
-#  2. `masquerade` without `fully-random`, so a single client's source port
-#     is kept and its TCP timestamp clock stays monotonic per server tuple.
-if [[ ${DP_FIX:-0} == 1 ]]; then
-  log "DP_FIX=1: patching node A's ruleset"
-  chains=$(ip netns exec "$node_a" nft list table ip portico | sed -n 's/^\tchain \(service-[^ ]*bench-[ab]\/[^ ]*\) {/\1/p')
-  for chain in $chains; do
-    ip netns exec "$node_a" nft -a list chain ip portico "$chain" |
-      sed -n 's/^\t\t\(.*ip saddr != [0-9./]* jump mark-for-masquerade\) # handle \([0-9]*\)$/\2 \1/p' |
-      while read -r handle rule; do
-        ip netns exec "$node_a" nft replace rule ip portico "$chain" handle "$handle" \
-          "${rule% jump mark-for-masquerade} fib saddr type != local jump mark-for-masquerade"
+# DP_FIX=1|2: patch node A's ruleset (inside the cluster's own namespace) to
+# measure rule variants without a rebuild:
+#  2. `masquerade` without `fully-random` (what the proxy now programs; for
+#     binaries built before that change);
+#  1. as 2, and no masquerade mark for node-local sources reaching a
+#     ClusterIP (`fib saddr type != local` on the `ip saddr != <cluster CIDR>`
+#     rule; not what kube-proxy does, measured to see what it would add).
+if [[ ${DP_FIX:-0} != 0 ]]; then
+  log "DP_FIX=$DP_FIX: patching node A's ruleset"
+  if [[ $DP_FIX == 1 ]]; then
+    for table in $(ip netns exec "$node_a" nft list tables ip | awk '{print $3}' | grep '^portico-'); do
+      chains=$(ip netns exec "$node_a" nft list table ip "$table" | sed -n 's/^\tchain \(service-[^ ]*bench-[ab]\/[^ ]*\) {/\1/p')
+      for chain in $chains; do
+        ip netns exec "$node_a" nft -a list chain ip "$table" "$chain" |
+          sed -n 's/^\t\t\(.*ip saddr != [0-9./]* jump mark-for-masquerade\) # handle \([0-9]*\)$/\2 \1/p' |
+          while read -r handle rule; do
+            ip netns exec "$node_a" nft replace rule ip "$table" "$chain" handle "$handle" \
+              "${rule% jump mark-for-masquerade} fib saddr type != local jump mark-for-masquerade"
+          done
       done
-  done
-  handle=$(ip netns exec "$node_a" nft -a list chain ip portico masquerading |
-    sed -n 's/^\t\tmasquerade fully-random # handle \([0-9]*\)$/\1/p')
-  [[ -n $handle ]] && ip netns exec "$node_a" nft replace rule ip portico masquerading handle "$handle" masquerade
+    done
+  fi
+  ip netns exec "$node_a" nft -a list chain ip portico masquerading |
+    sed -n 's/^\t\t\(.*\)masquerade fully-random # handle \([0-9]*\)$/\2 \1/p' |
+    while read -r handle rule; do
+      ip netns exec "$node_a" nft replace rule ip portico masquerading handle "$handle" $rule masquerade
+    done
+  ip netns exec "$node_a" nft list ruleset | grep -E 'masquerade|mark-for' | sort | uniq -c >&2
 fi
 # DP_TS2=1: TCP timestamps without the per-connection random offset in the
 # client-side namespaces (a sysctl of those namespaces only), to check that
@@ -296,6 +304,18 @@ if [[ ${DP_TS2:-0} == 1 ]]; then
   done
   log "DP_TS2=1: net.ipv4.tcp_timestamps=2 in $node_a $node_b $client"
 fi
+# conntrack's insert_failed + drop, summed over CPUs and both nodes'
+# namespaces: the SNAT port-allocation race kube-proxy's `fully-random`
+# guards against shows up here (a clash at confirmation drops the packet).
+ct_fail() {
+  local ns sum=0 v
+  for ns in "$node_a" "$node_b"; do
+    v=$(ip netns exec "$ns" conntrack -S 2>/dev/null |
+      awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(insert_failed|drop)=/) { split($i, a, "="); s += a[2] } } END { print s + 0 }')
+    sum=$((sum + v))
+  done
+  echo "$sum"
+}
 # The ruleset the numbers were taken with, for the record.
 ip netns exec "$node_a" nft list table ip portico >"$OUT/ruleset-node-a.nft" 2>&1 || true
 
@@ -324,7 +344,7 @@ for t in "${targets[@]}"; do
   run_wrk "$ns" "$url" keepalive 2 >/dev/null
 done
 
-printf 'rep\tmode\tgroup\tkind\ttarget\trps\tp50_us\tp99_us\terrors\tpaws\tsyn_retrans\ttw_start\tload_before\tload_after\n' >"$results"
+printf 'rep\tmode\tgroup\tkind\ttarget\trps\tp50_us\tp99_us\terrors\tpaws\tsyn_retrans\ttw_start\tload_before\tload_after\tct_fail\n' >"$results"
 n=${#targets[@]}
 log "measuring: $REPS reps × 2 modes × $n targets × ${DURATION}s, wrk -t $THREADS -c $CONNS"
 uptime >&2
@@ -343,15 +363,17 @@ for rep in $(seq "$REPS"); do
       tw0=$(tw_count "$spid")
       paws0=$(tcpext PAWSTimewait <"/proc/$spid/net/netstat")
       syn0=$(ip netns exec "$ns" cat /proc/net/netstat | tcpext TCPSynRetrans)
+      ct0=$(ct_fail)
       before=$(load1)
       res=$(run_wrk "$ns" "$url" "$mode" "$DURATION")
       after=$(load1)
       paws=$(($(tcpext PAWSTimewait <"/proc/$spid/net/netstat") - paws0))
       syn=$(($(ip netns exec "$ns" cat /proc/net/netstat | tcpext TCPSynRetrans) - syn0))
+      ct=$(($(ct_fail) - ct0))
       read -r rps p50 p99 errs <<<"$res"
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$mode" "$group" "$kind" \
-        "${url#http://}" "$rps" "$p50" "$p99" "$errs" "$paws" "$syn" "$tw0" "$before" "$after" >>"$results"
-      log "rep $rep $mode $group/$kind ${url#http://}: $rps req/s, p99 ${p99} µs, errors $errs, PAWS rejects $paws, SYN retransmits $syn, load $before→$after"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$mode" "$group" "$kind" \
+        "${url#http://}" "$rps" "$p50" "$p99" "$errs" "$paws" "$syn" "$tw0" "$before" "$after" "$ct" >>"$results"
+      log "rep $rep $mode $group/$kind ${url#http://}: $rps req/s, p99 ${p99} µs, errors $errs, PAWS rejects $paws, SYN retransmits $syn, conntrack insert_failed+drop $ct, load $before→$after"
     done
   done
 done

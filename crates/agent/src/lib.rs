@@ -26,7 +26,9 @@ mod podfiles;
 mod pods;
 mod probe;
 mod process;
+mod rtnl;
 mod runtime;
+mod sandbox;
 mod status;
 
 use std::future::Future;

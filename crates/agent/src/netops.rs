@@ -10,6 +10,7 @@ use ipnet::Ipv4Net;
 use tokio::process::Command;
 
 use crate::error::AgentError;
+use crate::sandbox;
 
 /// Routing protocol number that marks the routes the agent installs, so they
 /// can be found and flushed (`ip route flush proto 202`).
@@ -144,23 +145,25 @@ pub fn pod_network_batches(
 
 /// Creates the pod's netns and veth pair: `eth0` inside with `ip`, default
 /// route via the bridge, `lo` up; the host end enslaved to the bridge.
+/// Netlink first (no process spawns); the `ip` batches are the fallback.
 pub async fn setup_pod_network(
     sb: &Sandbox,
     bridge: &str,
     gateway: Ipv4Addr,
     cidr: Ipv4Net,
 ) -> Result<(), AgentError> {
+    match sandbox::setup(sb, bridge, gateway, cidr.prefix_len()).await {
+        Ok(()) => return Ok(()),
+        Err(e) => {
+            tracing::debug!(error = %e, netns = %sb.netns, "netlink sandbox setup failed; retrying with ip");
+            teardown_pod_network(sb).await;
+        }
+    }
     let (node, pod) = pod_network_batches(sb, bridge, gateway, cidr);
     let attempt = || async {
         ip_batch(&[], &node).await?;
         ip_batch(&["-n", &sb.netns], &pod).await
     };
-    if attempt().await.is_ok() {
-        return Ok(());
-    }
-    // Leftovers of an earlier attempt with the same names make every step
-    // fail: clear them and try once more.
-    teardown_pod_network(sb).await;
     let result = attempt().await;
     if result.is_err() {
         teardown_pod_network(sb).await;
@@ -170,11 +173,14 @@ pub async fn setup_pod_network(
 
 /// Deletes the veth (both ends go) and the netns. Best effort and idempotent.
 pub async fn teardown_pod_network(sb: &Sandbox) {
-    if ip(&["link", "show", "dev", &sb.veth]).await.is_ok() {
-        ip_quiet(&["link", "del", &sb.veth]).await;
-    }
-    if netns_path(&sb.netns).exists() {
-        ip_quiet(&["netns", "del", &sb.netns]).await;
+    if let Err(e) = sandbox::teardown(sb).await {
+        tracing::debug!(error = %e, "netlink teardown failed; using ip");
+        if ip(&["link", "show", "dev", &sb.veth]).await.is_ok() {
+            ip_quiet(&["link", "del", &sb.veth]).await;
+        }
+        if netns_path(&sb.netns).exists() {
+            ip_quiet(&["netns", "del", &sb.netns]).await;
+        }
     }
 }
 

@@ -21,7 +21,8 @@ struct DecodeFailure {
 }
 
 fn decode<T: DeserializeOwned>(obj: &Value) -> Result<T, DecodeFailure> {
-    serde_path_to_error::deserialize::<_, T>(obj.clone()).map_err(|e| DecodeFailure {
+    // `&Value` is a deserializer itself: no copy of the object.
+    serde_path_to_error::deserialize::<_, T>(obj).map_err(|e| DecodeFailure {
         path: e.path().to_string(),
         message: e.inner().to_string(),
     })
@@ -70,6 +71,14 @@ fn navigate<'a>(v: &'a mut Value, path: &str) -> Option<&'a mut Value> {
 /// would decode as zero values (a missing `port`, `selector`, `name`), so
 /// that such objects reach validation and get Kubernetes' field errors.
 fn decode_lenient<T: DeserializeOwned>(obj: &Value) -> Result<T, DecodeFailure> {
+    // Most bodies decode as they are: copy the object only to repair it.
+    let first = match decode::<T>(obj) {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    if !first.message.starts_with("missing field `") {
+        return Err(first);
+    }
     let mut work = obj.clone();
     let mut repairs = 0;
     loop {
@@ -136,26 +145,39 @@ fn roundtrip<T: DeserializeOwned + Serialize>(obj: &Value) -> Result<Value, Deco
     })
 }
 
+/// Decodes into the k8s-openapi type only for its error (nothing is encoded back).
+fn check<T: DeserializeOwned>(obj: &Value) -> Result<(), DecodeFailure> {
+    decode_lenient::<T>(obj).map(drop)
+}
+
+/// Calls `$f::<T>(obj)` with the k8s-openapi type `T` of the resource, or
+/// evaluates `$other` for kinds without one.
+macro_rules! with_type {
+    ($res:expr, $obj:expr, $f:ident, $other:expr) => {{
+        use k8s_openapi::api::{apps, coordination, core, discovery, events, networking};
+        match ($res.group, $res.kind) {
+            ("", "Namespace") => $f::<core::v1::Namespace>($obj),
+            ("", "Node") => $f::<core::v1::Node>($obj),
+            ("", "Pod") => $f::<core::v1::Pod>($obj),
+            ("", "Service") => $f::<core::v1::Service>($obj),
+            ("", "Endpoints") => $f::<core::v1::Endpoints>($obj),
+            ("", "Secret") => $f::<core::v1::Secret>($obj),
+            ("", "ConfigMap") => $f::<core::v1::ConfigMap>($obj),
+            ("", "Event") => $f::<core::v1::Event>($obj),
+            ("apps", "Deployment") => $f::<apps::v1::Deployment>($obj),
+            ("apps", "ReplicaSet") => $f::<apps::v1::ReplicaSet>($obj),
+            ("discovery.k8s.io", "EndpointSlice") => $f::<discovery::v1::EndpointSlice>($obj),
+            ("networking.k8s.io", "Ingress") => $f::<networking::v1::Ingress>($obj),
+            ("networking.k8s.io", "IngressClass") => $f::<networking::v1::IngressClass>($obj),
+            ("events.k8s.io", "Event") => $f::<events::v1::Event>($obj),
+            ("coordination.k8s.io", "Lease") => $f::<coordination::v1::Lease>($obj),
+            _ => $other,
+        }
+    }};
+}
+
 fn typed(res: &ResourceInfo, obj: &Value) -> Result<Value, DecodeFailure> {
-    use k8s_openapi::api::{apps, coordination, core, discovery, events, networking};
-    match (res.group, res.kind) {
-        ("", "Namespace") => roundtrip::<core::v1::Namespace>(obj),
-        ("", "Node") => roundtrip::<core::v1::Node>(obj),
-        ("", "Pod") => roundtrip::<core::v1::Pod>(obj),
-        ("", "Service") => roundtrip::<core::v1::Service>(obj),
-        ("", "Endpoints") => roundtrip::<core::v1::Endpoints>(obj),
-        ("", "Secret") => roundtrip::<core::v1::Secret>(obj),
-        ("", "ConfigMap") => roundtrip::<core::v1::ConfigMap>(obj),
-        ("", "Event") => roundtrip::<core::v1::Event>(obj),
-        ("apps", "Deployment") => roundtrip::<apps::v1::Deployment>(obj),
-        ("apps", "ReplicaSet") => roundtrip::<apps::v1::ReplicaSet>(obj),
-        ("discovery.k8s.io", "EndpointSlice") => roundtrip::<discovery::v1::EndpointSlice>(obj),
-        ("networking.k8s.io", "Ingress") => roundtrip::<networking::v1::Ingress>(obj),
-        ("networking.k8s.io", "IngressClass") => roundtrip::<networking::v1::IngressClass>(obj),
-        ("events.k8s.io", "Event") => roundtrip::<events::v1::Event>(obj),
-        ("coordination.k8s.io", "Lease") => roundtrip::<coordination::v1::Lease>(obj),
-        _ => Ok(obj.clone()),
-    }
+    with_type!(res, obj, roundtrip, Ok(obj.clone()))
 }
 
 /// The object after decoding into its k8s-openapi type and encoding again
@@ -300,7 +322,7 @@ fn go_type(expected: &str) -> String {
 /// kube-apiserver reports (400 BadRequest):
 /// `Service in version "v1" cannot be handled as a Service: json: cannot unmarshal string into Go struct field .spec.ports.port of type int32`.
 pub fn decode_error(res: &ResourceInfo, obj: &Value) -> Option<String> {
-    let e = typed(res, obj).err()?;
+    let e = with_type!(res, obj, check, Ok(())).err()?;
     let prefix = format!(
         "{} in version \"{}\" cannot be handled as a {}",
         res.kind, res.version, res.kind

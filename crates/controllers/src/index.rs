@@ -6,20 +6,26 @@
 //! a selector, and objects whose (selector) map is contained in a label set.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-type Pair = (String, String, String);
+/// Names, label keys and label values are stored once and shared (`Arc<str>`) between the
+/// per-object maps and the pair sets: at 10,000 Services and their slices the index was
+/// ~19 MiB of copied `String`s and one B-tree node per object.
+type Str = Arc<str>;
 
 /// Thread-safe index from label pairs to object names, per namespace.
 #[derive(Default)]
 pub struct LabelIndex {
-    inner: RwLock<State>,
+    inner: RwLock<HashMap<Str, Ns>>,
 }
 
+/// One namespace's part of the index. Keyed so that lookups borrow `&str` (no allocation).
 #[derive(Default)]
-struct State {
-    by_pair: HashMap<Pair, HashSet<String>>,
-    maps: HashMap<(String, String), BTreeMap<String, String>>,
+struct Ns {
+    /// label key → label value → names of the objects whose map holds that pair.
+    by_pair: HashMap<Str, HashMap<Str, HashSet<Str>>>,
+    /// name → the object's map, sorted by key (a boxed slice: no spare capacity).
+    maps: HashMap<Str, Box<[(Str, Str)]>>,
 }
 
 // === impl LabelIndex ===
@@ -30,29 +36,51 @@ impl LabelIndex {
         Self::default()
     }
 
-    /// Sets (or replaces) the map of object `ns/name`.
+    /// Sets (or replaces) the map of object `ns/name`. An empty map is not stored: no query
+    /// can return it (selectors are non-empty; `contained_in` skips empty maps).
     pub fn set(&self, ns: &str, name: &str, map: &BTreeMap<String, String>) {
         let Ok(mut st) = self.inner.write() else {
             return;
         };
-        let id = (ns.to_string(), name.to_string());
-        if st.maps.get(&id) == Some(map) {
+        if let Some(cur) = st.get(ns).and_then(|n| n.maps.get(name)) {
+            if same_map(cur, map) {
+                return;
+            }
+        }
+        if map.is_empty() {
+            remove_locked(&mut st, ns, name);
             return;
         }
-        remove_locked(&mut st, &id);
+        let name = match st.get(ns).and_then(|n| n.maps.get_key_value(name)) {
+            Some((k, _)) => k.clone(),
+            None => Str::from(name),
+        };
+        remove_locked(&mut st, ns, &name);
+        let nsi = match st.get_mut(ns) {
+            Some(n) => n,
+            None => st.entry(Str::from(ns)).or_default(),
+        };
+        let mut pairs = Vec::with_capacity(map.len());
         for (k, v) in map {
-            st.by_pair
-                .entry((ns.to_string(), k.clone(), v.clone()))
-                .or_default()
-                .insert(name.to_string());
+            let key = match nsi.by_pair.get_key_value(k.as_str()) {
+                Some((key, _)) => key.clone(),
+                None => Str::from(k.as_str()),
+            };
+            let values = nsi.by_pair.entry(key.clone()).or_default();
+            let val = match values.get_key_value(v.as_str()) {
+                Some((val, _)) => val.clone(),
+                None => Str::from(v.as_str()),
+            };
+            values.entry(val.clone()).or_default().insert(name.clone());
+            pairs.push((key, val));
         }
-        st.maps.insert(id, map.clone());
+        nsi.maps.insert(name, pairs.into_boxed_slice());
     }
 
     /// Forgets object `ns/name`.
     pub fn remove(&self, ns: &str, name: &str) {
         if let Ok(mut st) = self.inner.write() {
-            remove_locked(&mut st, &(ns.to_string(), name.to_string()));
+            remove_locked(&mut st, ns, name);
         }
     }
 
@@ -61,9 +89,16 @@ impl LabelIndex {
         let Ok(st) = self.inner.read() else {
             return Vec::new();
         };
+        let Some(nsi) = st.get(ns) else {
+            return Vec::new();
+        };
         let mut sets = Vec::with_capacity(selector.len());
         for (k, v) in selector {
-            match st.by_pair.get(&(ns.to_string(), k.clone(), v.clone())) {
+            match nsi
+                .by_pair
+                .get(k.as_str())
+                .and_then(|vals| vals.get(v.as_str()))
+            {
                 Some(s) => sets.push(s),
                 None => return Vec::new(),
             }
@@ -75,7 +110,7 @@ impl LabelIndex {
         first
             .iter()
             .filter(|n| rest.iter().all(|s| s.contains(*n)))
-            .cloned()
+            .map(|n| n.to_string())
             .collect()
     }
 
@@ -84,37 +119,64 @@ impl LabelIndex {
         let Ok(st) = self.inner.read() else {
             return Vec::new();
         };
-        let mut candidates: HashSet<&String> = HashSet::new();
+        let Some(nsi) = st.get(ns) else {
+            return Vec::new();
+        };
+        let mut candidates: HashSet<&Str> = HashSet::new();
         for (k, v) in labels {
-            if let Some(s) = st.by_pair.get(&(ns.to_string(), k.clone(), v.clone())) {
+            if let Some(s) = nsi
+                .by_pair
+                .get(k.as_str())
+                .and_then(|vals| vals.get(v.as_str()))
+            {
                 candidates.extend(s.iter());
             }
         }
         candidates
             .into_iter()
             .filter(|name| {
-                st.maps
-                    .get(&(ns.to_string(), (*name).clone()))
-                    .is_some_and(|m| {
-                        !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v))
-                    })
+                nsi.maps.get(&***name).is_some_and(|m| {
+                    !m.is_empty()
+                        && m.iter()
+                            .all(|(k, v)| labels.get(&**k).map(String::as_str) == Some(&**v))
+                })
             })
-            .cloned()
+            .map(|n| n.to_string())
             .collect()
     }
 }
 
-fn remove_locked(st: &mut State, id: &(String, String)) {
-    if let Some(old) = st.maps.remove(id) {
-        for (k, v) in old {
-            let pair = (id.0.clone(), k, v);
-            if let Some(set) = st.by_pair.get_mut(&pair) {
-                set.remove(&id.1);
+/// Whether the stored pairs equal `map` (both sorted by key).
+fn same_map(cur: &[(Str, Str)], map: &BTreeMap<String, String>) -> bool {
+    cur.len() == map.len()
+        && cur
+            .iter()
+            .zip(map)
+            .all(|((k, v), (mk, mv))| **k == **mk && **v == **mv)
+}
+
+fn remove_locked(st: &mut HashMap<Str, Ns>, ns: &str, name: &str) {
+    let Some(nsi) = st.get_mut(ns) else {
+        return;
+    };
+    if let Some(old) = nsi.maps.remove(name) {
+        for (k, v) in old.iter() {
+            let Some(vals) = nsi.by_pair.get_mut(&**k) else {
+                continue;
+            };
+            if let Some(set) = vals.get_mut(&**v) {
+                set.remove(name);
                 if set.is_empty() {
-                    st.by_pair.remove(&pair);
+                    vals.remove(&**v);
                 }
             }
+            if vals.is_empty() {
+                nsi.by_pair.remove(&**k);
+            }
         }
+    }
+    if nsi.maps.is_empty() {
+        st.remove(ns);
     }
 }
 
@@ -226,6 +288,38 @@ mod tests {
         got.sort();
         assert_eq!(got, ["fe", "web"]);
         assert_eq!(svcs.contained_in("default", &m(&[("app", "web")])), ["web"]);
+    }
+
+    #[test]
+    fn empty_maps_are_never_returned_and_replacing_drops_old_pairs() {
+        let svcs = LabelIndex::new();
+        svcs.set("default", "headless", &m(&[]));
+        svcs.set("default", "web", &m(&[("app", "web")]));
+        assert_eq!(svcs.contained_in("default", &m(&[("app", "web")])), ["web"]);
+        // A selector removed: the Service selects nothing any more.
+        svcs.set("default", "web", &m(&[]));
+        assert!(svcs
+            .contained_in("default", &m(&[("app", "web")]))
+            .is_empty());
+        assert!(svcs.containing("default", &m(&[("app", "web")])).is_empty());
+        // Same map twice, then a changed value: only the new pair matches.
+        svcs.set("default", "web", &m(&[("app", "web")]));
+        svcs.set("default", "web", &m(&[("app", "web")]));
+        svcs.set("default", "web", &m(&[("app", "api")]));
+        assert!(svcs.containing("default", &m(&[("app", "web")])).is_empty());
+        assert_eq!(svcs.containing("default", &m(&[("app", "api")])), ["web"]);
+        assert!(svcs.containing("other", &m(&[("app", "api")])).is_empty());
+    }
+
+    #[test]
+    fn strings_are_shared_between_objects() {
+        let pods = LabelIndex::new();
+        pods.set("default", "a", &m(&[("app", "web")]));
+        pods.set("default", "b", &m(&[("app", "web")]));
+        let st = pods.inner.read().unwrap();
+        let ns = st.get("default").unwrap();
+        let (a, b) = (&ns.maps["a"][0], &ns.maps["b"][0]);
+        assert!(Arc::ptr_eq(&a.0, &b.0) && Arc::ptr_eq(&a.1, &b.1));
     }
 
     #[test]

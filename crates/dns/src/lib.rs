@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod model;
 mod nodelocal;
 pub mod planner;
+mod querystats;
 pub mod server;
 mod udp;
 mod watch;

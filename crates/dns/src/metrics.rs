@@ -2,23 +2,22 @@
 //! answer latency, upstream forwarding and cache hits.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-type QueryLabels = [(&'static str, &'static str); 3];
+use crate::querystats::{QueryCollector, QueryStats};
 
 /// The DNS server's metrics. Cheap to clone (handles share the values).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct DnsMetrics {
-    queries: Family<QueryLabels, Counter>,
-    latency: Histogram,
+    /// Per-query counters and latency, striped per thread (`querystats`).
+    queries: Arc<QueryStats>,
     cache_hits: Counter,
     cache_misses: Counter,
     forwarded: Counter,
@@ -29,21 +28,6 @@ pub struct DnsMetrics {
 impl fmt::Debug for DnsMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DnsMetrics").finish_non_exhaustive()
-    }
-}
-
-impl Default for DnsMetrics {
-    fn default() -> Self {
-        Self {
-            queries: Family::default(),
-            // 10 µs .. ~0.33 s
-            latency: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
-            cache_hits: Counter::default(),
-            cache_misses: Counter::default(),
-            forwarded: Counter::default(),
-            forward_errors: Counter::default(),
-            services: Gauge::default(),
-        }
     }
 }
 
@@ -58,16 +42,8 @@ impl DnsMetrics {
     /// Registers these metrics in `registry`.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("portico_dns");
-        r.register(
-            "queries",
-            "DNS queries answered, by query type, response code and transport",
-            self.queries.clone(),
-        );
-        r.register(
-            "request_duration_seconds",
-            "Time from receiving a query to having its response",
-            self.latency.clone(),
-        );
+        // `queries` and `request_duration_seconds`, summed over threads.
+        r.register_collector(Box::new(QueryCollector(self.queries.clone())));
         r.register(
             "cache_hits",
             "Upstream answers served from the cache",
@@ -97,13 +73,8 @@ impl DnsMetrics {
 
     /// Counts one answered query and its latency.
     pub fn query(&self, qtype: RecordType, rcode: ResponseCode, tcp: bool, elapsed: Duration) {
-        let labels = [
-            ("type", type_label(qtype)),
-            ("rcode", rcode_label(rcode)),
-            ("proto", if tcp { "tcp" } else { "udp" }),
-        ];
-        self.queries.get_or_create(&labels).inc();
-        self.latency.observe(elapsed.as_secs_f64());
+        self.queries
+            .record(type_index(qtype), rcode_index(rcode), tcp, elapsed);
     }
 
     pub(crate) fn cache_hit(&self) {
@@ -124,12 +95,8 @@ impl DnsMetrics {
 
     /// Queries counted so far with these labels (for tests and debugging).
     pub fn query_count(&self, qtype: RecordType, rcode: ResponseCode, tcp: bool) -> u64 {
-        let labels = [
-            ("type", type_label(qtype)),
-            ("rcode", rcode_label(rcode)),
-            ("proto", if tcp { "tcp" } else { "udp" }),
-        ];
-        self.queries.get_or_create(&labels).get()
+        self.queries
+            .count(type_index(qtype), rcode_index(rcode), tcp)
     }
 
     /// Services with records in the published zone.
@@ -148,32 +115,34 @@ impl DnsMetrics {
     }
 }
 
-fn type_label(qtype: RecordType) -> &'static str {
+/// Index into `querystats::TYPES`.
+fn type_index(qtype: RecordType) -> usize {
     match qtype {
-        RecordType::A => "A",
-        RecordType::AAAA => "AAAA",
-        RecordType::SRV => "SRV",
-        RecordType::PTR => "PTR",
-        RecordType::TXT => "TXT",
-        RecordType::CNAME => "CNAME",
-        RecordType::SOA => "SOA",
-        RecordType::NS => "NS",
-        RecordType::MX => "MX",
-        RecordType::HTTPS => "HTTPS",
-        RecordType::ANY => "ANY",
-        _ => "other",
+        RecordType::A => 0,
+        RecordType::AAAA => 1,
+        RecordType::SRV => 2,
+        RecordType::PTR => 3,
+        RecordType::TXT => 4,
+        RecordType::CNAME => 5,
+        RecordType::SOA => 6,
+        RecordType::NS => 7,
+        RecordType::MX => 8,
+        RecordType::HTTPS => 9,
+        RecordType::ANY => 10,
+        _ => 11,
     }
 }
 
-fn rcode_label(rcode: ResponseCode) -> &'static str {
+/// Index into `querystats::RCODES`.
+fn rcode_index(rcode: ResponseCode) -> usize {
     match rcode {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        _ => "other",
+        ResponseCode::NoError => 0,
+        ResponseCode::FormErr => 1,
+        ResponseCode::ServFail => 2,
+        ResponseCode::NXDomain => 3,
+        ResponseCode::NotImp => 4,
+        ResponseCode::Refused => 5,
+        _ => 6,
     }
 }
 
@@ -202,6 +171,19 @@ mod tests {
         assert!(
             text.contains("portico_dns_request_duration_seconds_count 1"),
             "{text}"
+        );
+        assert!(
+            text.contains(r#"portico_dns_request_duration_seconds_bucket{le="0.00004"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE portico_dns_queries counter"),
+            "{text}"
+        );
+        assert_eq!(crate::querystats::TYPES[type_index(RecordType::SRV)], "SRV");
+        assert_eq!(
+            crate::querystats::RCODES[rcode_index(ResponseCode::Refused)],
+            "REFUSED"
         );
     }
 }

@@ -104,11 +104,31 @@ impl Handler {
     /// into `out` straight from the request bytes (see [`crate::fast`]).
     /// `false` means the general path ([`Handler::local`]) must answer.
     pub(crate) fn answer_fast(&self, bytes: &[u8], out: &mut Vec<u8>, start: Instant) -> bool {
-        if !self.synced.load(Ordering::Acquire) {
-            return false;
+        match self.fast_zone() {
+            Some(zone) => self.answer_fast_in(&zone, bytes, out, start),
+            None => false,
         }
-        let zone = self.zone.load();
-        match crate::fast::answer(&zone, bytes, out) {
+    }
+
+    /// The zone snapshot for a batch of fast answers, or `None` before the
+    /// first sync (then every question takes the general path, which answers
+    /// SERVFAIL).
+    pub(crate) fn fast_zone(&self) -> Option<arc_swap::Guard<Arc<Zone>>> {
+        if !self.synced.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.zone.load())
+    }
+
+    /// [`Self::answer_fast`] with a snapshot loaded once per batch.
+    pub(crate) fn answer_fast_in(
+        &self,
+        zone: &Zone,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+        start: Instant,
+    ) -> bool {
+        match crate::fast::answer(zone, bytes, out) {
             Some(answered) => {
                 self.metrics
                     .query(answered.qtype, answered.rcode, false, start.elapsed());

@@ -25,6 +25,10 @@ use crate::DnsError;
 const BATCH: usize = 32;
 /// Receive buffer per datagram; queries are far smaller.
 const DATAGRAM: usize = 4096;
+/// Default scheduler slice requested for the serving threads (µs): see
+/// [`request_short_slice`].
+const SLICE_US: u64 = 100;
+
 /// How long a blocked receive waits before looking at the stop flag again
 /// (shutdown also wakes it directly).
 const WAKE: Duration = Duration::from_millis(250);
@@ -122,12 +126,78 @@ impl Workers {
     }
 }
 
+/// The slice to request: `PORTICO_DNS_SLICE_US` (for A/B benchmarks; 0 keeps
+/// the kernel's default) or [`SLICE_US`]. Read once per thread.
+///
+/// Measured and dropped: polling the socket for 20 µs after each batch
+/// before sleeping (fewer wakeups, but on 2 cores shared with the clients the
+/// spinning took their CPU: p99 at 100k QPS 4.7 ms vs 0.87 ms).
+fn slice_us() -> u64 {
+    std::env::var("PORTICO_DNS_SLICE_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SLICE_US)
+}
+
+/// Asks the kernel's EEVDF scheduler (Linux ≥ 6.12, `sched_attr.sched_runtime`
+/// for a `SCHED_OTHER` thread) for a short time slice. A task with a shorter
+/// slice gets an earlier virtual deadline, so when a query wakes this thread
+/// it preempts whatever runs on the core (e.g. the load generator, or another
+/// pod) instead of waiting for that task's slice to end — that wait was the
+/// millisecond tail at 100k QPS on 2 shared cores. The thread blocks again
+/// within microseconds, so it never uses the slice up. Older kernels ignore
+/// the field or refuse (then nothing changes). 0 leaves the default.
+#[allow(unsafe_code)] // sched_setattr(2) has no safe wrapper in nix or std.
+fn request_short_slice(slice_us: u64) {
+    if slice_us == 0 {
+        return;
+    }
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    // SAFETY: reading this thread's nice value has no preconditions; -1 is
+    // also a valid value, so errno is irrelevant here (0 is the fallback).
+    let nice = unsafe { nix::libc::getpriority(nix::libc::PRIO_PROCESS, 0) };
+    let attr = SchedAttr {
+        size: u32::try_from(size_of::<SchedAttr>()).unwrap_or(48),
+        policy: 0, // SCHED_OTHER
+        flags: 0,
+        nice,
+        priority: 0,
+        runtime: slice_us.saturating_mul(1000),
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: sched_setattr(2) on the calling thread (pid 0) with a fully
+    // initialised attribute of the size it declares; the kernel only reads it.
+    let rc = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_sched_setattr,
+            0,
+            std::ptr::from_ref(&attr),
+            0,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %Errno::last(), "short scheduler slice not available");
+    }
+}
+
 fn serve(
     socket: &Arc<UdpSocket>,
     handler: &Arc<Handler>,
     stop: &AtomicBool,
     runtime: &tokio::runtime::Handle,
 ) {
+    request_short_slice(slice_us());
     let fd = socket.as_raw_fd();
     let mut inbox = vec![[0u8; DATAGRAM]; BATCH];
     let mut outbox: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(512)).collect();
@@ -162,6 +232,8 @@ fn serve(
             continue;
         }
         replies.clear();
+        // One snapshot per batch: a zone update is seen by the next batch.
+        let zone = handler.fast_zone();
         for (i, (len, peer)) in received.iter().enumerate() {
             let (Some(bytes), Some(out), Some(peer)) = (
                 inbox.get(i).and_then(|b| b.get(..*len)),
@@ -171,9 +243,11 @@ fn serve(
                 continue;
             };
             let start = Instant::now();
-            if handler.answer_fast(bytes, out, start) {
-                replies.push(i);
-                continue;
+            if let Some(zone) = &zone {
+                if handler.answer_fast_in(zone, bytes, out, start) {
+                    replies.push(i);
+                    continue;
+                }
             }
             match handler.local(bytes, Transport::Udp, start) {
                 Step::Reply(reply) => {
@@ -196,6 +270,7 @@ fn serve(
                 }
             }
         }
+        drop(zone);
         send(fd, &mut send_headers, &outbox, &received, &replies);
     }
 }

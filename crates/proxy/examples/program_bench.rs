@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use portico_proxy::model::service_ports;
 use portico_proxy::plan::{plan_service, Base, ServicePlan};
-use portico_proxy::{ConntrackCli, Nft, NftCli, NftNetlink, Proxier};
+use portico_proxy::{ConntrackCli, Nft, NftCli, NftNetlink, Proxier, Txn};
 use serde_json::json;
 
 struct Netns(String);
@@ -64,6 +64,34 @@ fn status_kib(field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Memory by phase (`BENCH_PHASES=1`): RSS with the plans built, then the
+/// full-sync batch encoded on its own (its size and the peak it causes).
+fn phases(desired: &BTreeMap<String, Arc<ServicePlan>>, base: &Base) {
+    let rss = status_kib("VmRSS:");
+    println!(
+        "phase plans built: {} Services, RSS {} MiB, peak {} MiB",
+        desired.len(),
+        rss / 1024,
+        status_kib("VmHWM:") / 1024
+    );
+    let mut enc = NftNetlink::open().unwrap();
+    let txn = Txn::Full {
+        base,
+        plans: desired.values().map(|p| &**p).collect(),
+    };
+    let t = Instant::now();
+    let batch = enc.encode(&txn).unwrap();
+    println!(
+        "phase batch encoded in {}: {} messages, {} MiB, RSS {} MiB (+{} MiB), peak {} MiB",
+        ms(t.elapsed()),
+        batch.len(),
+        batch.byte_len() >> 20,
+        status_kib("VmRSS:") / 1024,
+        status_kib("VmRSS:").saturating_sub(rss) / 1024,
+        status_kib("VmHWM:") / 1024
+    );
 }
 
 fn ms(d: Duration) -> String {
@@ -137,6 +165,9 @@ fn run(applier: &str, n: u32, base: &Base) {
         .collect();
     let plan_time = t.elapsed();
     let all: BTreeSet<String> = desired.keys().cloned().collect();
+    if std::env::var_os("BENCH_PHASES").is_some() {
+        phases(&desired, base);
+    }
     let t = Instant::now();
     let stats = proxier.sync(&desired, &all, Instant::now()).unwrap();
     let full = t.elapsed();

@@ -53,7 +53,6 @@ pub const FIB_SADDR: u32 = 1;
 pub const FIB_DADDR: u32 = 2;
 const FIB_RESULT_ADDRTYPE: u32 = 3;
 const RTN_LOCAL: u32 = 2;
-const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 0x10;
 
 /// Kernel verdict codes.
 #[derive(Debug, Clone, Copy)]
@@ -235,6 +234,16 @@ pub fn fib_local(b: &mut Batch, flag: u32) {
     cmp(b, REG_1, false, &RTN_LOCAL.to_ne_bytes());
 }
 
+/// `fib saddr type != local`.
+pub fn fib_saddr_not_local(b: &mut Batch) {
+    expr(b, "fib", |b| {
+        b.be32(1, REG_1);
+        b.be32(2, FIB_RESULT_ADDRTYPE);
+        b.be32(3, FIB_SADDR);
+    });
+    cmp(b, REG_1, true, &RTN_LOCAL.to_ne_bytes());
+}
+
 /// `ip saddr|daddr [!=] NET` (the loader picks the field).
 pub fn addr_in(b: &mut Batch, load: fn(&mut Batch, u32), net: Ipv4Net, neq: bool) {
     load(b, REG_1);
@@ -273,9 +282,10 @@ pub fn dnat(b: &mut Batch, ip: Ipv4Addr, port: u16) {
     });
 }
 
-/// `masquerade fully-random`.
-pub fn masquerade_fully_random(b: &mut Batch) {
-    expr(b, "masq", |b| b.be32(1, NF_NAT_RANGE_PROTO_RANDOM_FULLY));
+/// `masquerade` (no port randomisation flags: the source port is kept when
+/// free; see `nlskel`'s masquerading chain for why).
+pub fn masquerade(b: &mut Batch) {
+    expr(b, "masq", |_| {});
 }
 
 /// `reject` (ICMP port unreachable, as `nft` does in the ip family).
@@ -327,6 +337,7 @@ fn encode_match(b: &mut Batch, m: &Match) {
             lookup(b, set, REG_1, None);
         }
         Match::FibSaddrLocal => fib_local(b, FIB_SADDR),
+        Match::FibSaddrNotLocal => fib_saddr_not_local(b),
         Match::Numgen(m) => numgen_zero(b, *m),
     }
 }

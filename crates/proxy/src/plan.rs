@@ -195,6 +195,8 @@ pub enum Match {
     SaddrInSet(String),
     /// `fib saddr type local`.
     FibSaddrLocal,
+    /// `fib saddr type != local`.
+    FibSaddrNotLocal,
     /// `numgen random mod M 0`.
     Numgen(u32),
 }
@@ -235,6 +237,7 @@ impl std::fmt::Display for Match {
             Match::SaddrNotIn(net) => write!(f, "ip saddr != {net}"),
             Match::SaddrInSet(set) => write!(f, "ip saddr @{set}"),
             Match::FibSaddrLocal => f.write_str("fib saddr type local"),
+            Match::FibSaddrNotLocal => f.write_str("fib saddr type != local"),
             Match::Numgen(m) => write!(f, "numgen random mod {m} 0"),
         }
     }
@@ -495,13 +498,18 @@ fn plan_port(p: &SvcPort, base: &Base, plan: &mut ServicePlan) {
     }
 
     // Cluster chain: off-cluster sources reaching the ClusterIP directly get
-    // masqueraded so replies come back through this node.
+    // masqueraded so replies come back through this node. Unlike kube-proxy,
+    // the node's own addresses are not: pods reach node addresses without
+    // NAT (the Kubernetes network model), so replies return here anyway, and
+    // skipping the SNAT saves its per-connection cost and keeps the node's
+    // source ports, which masquerading many clients into one address cannot.
     if uses_cluster {
         let mut rules: Vec<Rule> = vec![Rule::when(
             vec![
                 Match::Daddr(p.cluster_ip),
                 Match::Dport(p.proto, p.port),
                 Match::SaddrNotIn(base.cluster_cidr),
+                Match::FibSaddrNotLocal,
             ],
             Verdict::Jump(MARK_FOR_MASQUERADE.into()),
         )];
@@ -633,4 +641,71 @@ fn select(p: &SvcPort, pbase: &str, eps: &[&Endpoint], plan: &mut ServicePlan) -
     }
     checks.extend(picks);
     checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(node_port: Option<u16>) -> SvcPort {
+        SvcPort {
+            namespace: "default".into(),
+            name: "web".into(),
+            port_name: String::new(),
+            proto: Proto::Tcp,
+            cluster_ip: Ipv4Addr::new(10, 96, 0, 30),
+            port: 80,
+            node_port,
+            external_ips: vec![],
+            lb_ips: vec![],
+            source_ranges: vec![],
+            external_local: false,
+            internal_local: false,
+            affinity_timeout: None,
+            health_check_node_port: None,
+            endpoints: vec![Endpoint {
+                ip: Ipv4Addr::new(10, 244, 1, 10),
+                port: 8080,
+                local: true,
+                ready: true,
+                serving: true,
+                terminating: false,
+            }],
+        }
+    }
+
+    fn base() -> Base {
+        Base {
+            cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+            nodeport_addresses: vec![],
+            shards: DEFAULT_SHARDS,
+        }
+    }
+
+    fn rules_of(plan: &ServicePlan, prefix: &str) -> Vec<String> {
+        let (_, rules) = plan
+            .chains
+            .iter()
+            .find(|(name, _)| name.starts_with(prefix))
+            .unwrap();
+        rules.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn cluster_ip_masquerades_only_sources_off_the_pod_network_and_off_this_node() {
+        let plan = plan_service(&[port(None)], &base());
+        assert_eq!(
+            rules_of(&plan, "service-")[0],
+            "ip daddr 10.96.0.30 tcp dport 80 ip saddr != 10.244.0.0/16 \
+             fib saddr type != local jump mark-for-masquerade"
+        );
+    }
+
+    #[test]
+    fn node_port_masquerades_every_source_with_cluster_policy() {
+        let plan = plan_service(&[port(Some(30080))], &base());
+        let rules = rules_of(&plan, "external-");
+        assert_eq!(rules[0], "jump mark-for-masquerade");
+        assert!(rules[1].starts_with("goto service-"), "{rules:?}");
+    }
 }

@@ -144,15 +144,24 @@ pub fn render_shared(base: &Base) -> String {
                 "jump masquerading".into(),
             ],
         ),
+        // Plain `masquerade`, not kube-proxy's `fully-random`: the source
+        // port is kept while the node-side tuple is free. A rewritten port
+        // lands new SYNs on the server's TIME_WAIT sockets of unrelated
+        // earlier connections, whose sequence numbers and TCP timestamps
+        // (per original 4-tuple / address pair) do not follow on, and the
+        // server drops them (PAWS) until the SYN is retransmitted a second
+        // later: new connections ran at a quarter of direct (BENCHMARKS.md).
+        // A port clash still gets a fresh port; `conntrack -S` in the data
+        // plane bench shows no insert failures without the flag.
         (
             "masquerading",
             vec![
                 // Hairpin: a pod reaching itself through a Service must see the
                 // node as the source, or it would answer itself directly.
-                "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random".into(),
+                "ct status dnat ip saddr . ip daddr @hairpin masquerade".into(),
                 format!("meta mark & {MASQ_MARK} == 0 return"),
                 format!("meta mark set meta mark xor {MASQ_MARK}"),
-                "masquerade fully-random".into(),
+                "masquerade".into(),
             ],
         ),
     ];

@@ -107,31 +107,10 @@ impl FieldSet {
 
     /// The `FieldsV1` JSON object.
     pub fn to_fields_v1(&self) -> Value {
-        let mut root = Map::new();
-        for p in &self.paths {
-            let mut node = &mut root;
-            for (i, el) in p.iter().enumerate() {
-                let last = i + 1 == p.len();
-                let entry = node
-                    .entry(el.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !entry.is_object() {
-                    *entry = Value::Object(Map::new());
-                }
-                let Value::Object(m) = entry else { break };
-                if last {
-                    // A member that also has children says so with ".".
-                    if !m.is_empty() {
-                        m.insert(".".to_string(), Value::Object(Map::new()));
-                    } else {
-                        m.insert(MEMBER_MARK.to_string(), Value::Bool(true));
-                    }
-                }
-                node = m;
-            }
-        }
-        finish_encoding(&mut root);
-        sort_object(Value::Object(root))
+        // The set iterates in sorted order, so every level comes out with its keys
+        // sorted as kube-apiserver writes them, in one pass and without re-sorting.
+        let paths: Vec<&Path> = self.paths.iter().filter(|p| !p.is_empty()).collect();
+        Value::Object(encode_level(&paths, 0))
     }
 
     /// Parses a `FieldsV1` JSON object; unknown shapes are ignored.
@@ -144,36 +123,31 @@ impl FieldSet {
     }
 }
 
-// Temporary marker for "this node is a member" while building the encoding;
-// resolved by `finish_encoding` into `{}` or `".": {}`.
-const MEMBER_MARK: &str = "\u{0}member";
-
-fn finish_encoding(m: &mut Map<String, Value>) {
-    for v in m.values_mut() {
-        if let Value::Object(child) = v {
-            let member = child.remove(MEMBER_MARK).is_some();
-            if member && !child.is_empty() {
+/// The `FieldsV1` map of the paths below one node. `paths` are sorted, all
+/// longer than `depth`, and share their first `depth` elements.
+fn encode_level(paths: &[&Path], depth: usize) -> Map<String, Value> {
+    let mut m = Map::new();
+    let mut i = 0;
+    while i < paths.len() {
+        let key = &paths[i][depth];
+        let end = i + paths[i..].iter().take_while(|p| &p[depth] == key).count();
+        let group = &paths[i..end];
+        // The member itself (the path ending here) sorts before its children.
+        let member = group[0].len() == depth + 1;
+        let below = if member { &group[1..] } else { group };
+        let mut child = Map::new();
+        if !below.is_empty() {
+            // A member that also has children says so with "."; it sorts before
+            // every element prefix (f:, k:, v:, i:).
+            if member {
                 child.insert(".".to_string(), Value::Object(Map::new()));
             }
-            finish_encoding(child);
+            child.extend(encode_level(below, depth + 1));
         }
+        m.insert(key.clone(), Value::Object(child));
+        i = end;
     }
-}
-
-fn sort_object(v: Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, sort_object(v)))
-                    .collect(),
-            )
-        }
-        other => other,
-    }
+    m
 }
 
 fn decode_into(m: &Map<String, Value>, prefix: &mut Path, set: &mut FieldSet) {
@@ -356,6 +330,11 @@ fn compare_maps(
     let mut keys: Vec<&String> = o.keys().collect();
     keys.extend(n.keys().filter(|k| !o.contains_key(k.as_str())));
     for k in keys {
+        // managedFields is never tracked (see `managed::strip`); skipping it here
+        // lets callers compare the objects as they are instead of copies without it.
+        if spath == "metadata" && k == "managedFields" {
+            continue;
+        }
         path.push(field(k));
         compare_values(
             schema,

@@ -64,6 +64,19 @@ impl Entry {
     }
 }
 
+/// The `metadata` members kube-apiserver never tracks (`StripMetaManager`), as path elements.
+const UNTRACKED_META: [&str; 9] = [
+    "f:name",
+    "f:namespace",
+    "f:creationTimestamp",
+    "f:selfLink",
+    "f:uid",
+    "f:clusterName",
+    "f:generation",
+    "f:managedFields",
+    "f:resourceVersion",
+];
+
 /// The paths kube-apiserver never tracks (`StripMetaManager`).
 pub fn stripped_paths() -> Vec<Path> {
     let mut out = vec![
@@ -71,30 +84,32 @@ pub fn stripped_paths() -> Vec<Path> {
         vec![field("kind")],
         vec![field("metadata")],
     ];
-    for f in [
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "clusterName",
-        "generation",
-        "managedFields",
-        "resourceVersion",
-    ] {
-        out.push(vec![field("metadata"), field(f)]);
+    for f in UNTRACKED_META {
+        out.push(vec![field("metadata"), f.to_string()]);
     }
     out
+}
+
+/// Whether [`strip`] drops `p`: `apiVersion`, `kind` and the untracked metadata
+/// members with their subtrees, and exactly `metadata` itself. One pass over
+/// the set without building the path list (this runs on every write).
+fn untracked(p: &[String]) -> bool {
+    match p {
+        [first, rest @ ..] => match first.as_str() {
+            "f:apiVersion" | "f:kind" => true,
+            "f:metadata" => rest
+                .first()
+                .is_none_or(|m| UNTRACKED_META.contains(&m.as_str())),
+            _ => false,
+        },
+        [] => false,
+    }
 }
 
 /// Removes the untracked paths: whole subtrees below the metadata fields, and
 /// exactly `metadata` itself (its other children stay tracked).
 pub fn strip(set: &FieldSet) -> FieldSet {
-    let stripped = stripped_paths();
-    let (exact, subtrees): (Vec<Path>, Vec<Path>) = stripped
-        .into_iter()
-        .partition(|p| p == &vec![field("metadata")]);
-    set.without_paths(&exact).without_prefixes(&subtrees)
+    FieldSet::from_paths(set.iter().filter(|p| !untracked(p)).cloned())
 }
 
 /// [`strip`], plus the fields the write cannot change and kube-apiserver's
@@ -240,9 +255,16 @@ pub fn record_update_subresource(
     if is_reset(new) {
         entries.clear();
     }
-    let old_obj = old.map_or_else(|| zero_object(res), without_managed_fields);
-    let new_obj = without_managed_fields(new);
-    let cmp = compare(&schema, &old_obj, &new_obj);
+    // `compare` skips metadata.managedFields, so the objects need no copies without it.
+    let zero;
+    let old_obj = match old {
+        Some(o) => o,
+        None => {
+            zero = zero_object(res);
+            &zero
+        }
+    };
+    let cmp = compare(&schema, old_obj, new);
     let changed = strip_for(res, subresource, &cmp.modified.union(&cmp.added));
     let removed = strip_for(res, subresource, &cmp.removed);
     for e in entries.iter_mut() {

@@ -97,10 +97,21 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
             let obj = new.or(old);
             if let Some(s) = obj {
                 let ns = s.namespace().unwrap_or_default();
-                if new.is_some() {
-                    idx.set(&ns, &s.name_any(), s.labels());
-                } else {
-                    idx.remove(&ns, &s.name_any());
+                // Only our slices are looked up, and only by Service name: index just
+                // that pair, not every label of every slice.
+                let managed = new
+                    .filter(|n| {
+                        n.labels().get(slices::LABEL_MANAGED_BY).map(String::as_str)
+                            == Some(slices::MANAGED_BY)
+                    })
+                    .and_then(|n| n.labels().get(slices::LABEL_SERVICE_NAME));
+                match managed {
+                    Some(svc) => idx.set(
+                        &ns,
+                        &s.name_any(),
+                        &BTreeMap::from([(slices::LABEL_SERVICE_NAME.to_string(), svc.clone())]),
+                    ),
+                    None => idx.remove(&ns, &s.name_any()),
                 }
                 if s.labels().get(slices::LABEL_MANAGED_BY).map(String::as_str)
                     == Some(slices::MANAGED_BY)
@@ -162,13 +173,8 @@ fn rv_at_least(have: Option<&str>, want: &str) -> bool {
 
 impl Ctl {
     fn managed_slices(&self, ns: &str, svc: &str) -> Vec<EndpointSlice> {
-        let sel = BTreeMap::from([
-            (slices::LABEL_SERVICE_NAME.to_string(), svc.to_string()),
-            (
-                slices::LABEL_MANAGED_BY.to_string(),
-                slices::MANAGED_BY.to_string(),
-            ),
-        ]);
+        // The index holds only slices managed by us (see the slice handler).
+        let sel = BTreeMap::from([(slices::LABEL_SERVICE_NAME.to_string(), svc.to_string())]);
         self.slice_index
             .containing(ns, &sel)
             .into_iter()

@@ -30,7 +30,8 @@ use graph::{DependentAction, OwnerAction};
 /// What the collector knows about one object.
 #[derive(Debug, Clone)]
 struct GraphNode {
-    resource: ApiResource,
+    /// Shared by every node of a kind (an `ApiResource` is five strings).
+    resource: Arc<ApiResource>,
     namespace: Option<String>,
     name: String,
     owners: Vec<OwnerReference>,
@@ -54,7 +55,7 @@ fn track<K>(inf: &mut Informer<K>, graph: Arc<Graph>, queue: WorkQueue)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let resource = ApiResource::erase::<K>(&());
+    let resource = Arc::new(ApiResource::erase::<K>(&()));
     inf.on_change(move |old, new| {
         match new {
             Some(obj) => {
