@@ -15,7 +15,12 @@
 # default 1), PIN=1 to also run with the server on CPU 0 and dnsperf on CPU 1,
 # PERF=1 to add `perf stat` counts of the server per query, VARIANTS (below).
 # Every run prints the server's CPU time and context switches per query
-# (counts that do not depend on the machine's load).
+# (counts that do not depend on the machine's load) and the CPU used by
+# dnsperf. SATURATED=0 skips the saturated runs, UNPINNED=0 the unpinned ones,
+# KNOT_RUNS=0 Knot's runs. NICE=N starts the DNS servers, Knot and dnsperf
+# (not the API server) at nice N: with NICE=-19 on a machine shared with
+# other jobs at nice 0, the benchmark's processes get ~98% of the CPU they
+# ask for, approximating a quiet machine for A/B runs (report it as such).
 # Everything runs inside namespaces this script creates and removes; every
 # dnsperf run is time-bounded (-l).
 set -euo pipefail
@@ -26,6 +31,7 @@ ENDPOINTS="${3:-10}"
 HEADLESS_EVERY=10
 RATES="${RATES:-20000 100000}"
 CLIENTS="${CLIENTS:-32}"
+NICE="${NICE:-0}"
 PORTICO="${PORTICO_BIN:-target/release/portico}"
 for tool in dnsperf knotd dig ip taskset python3; do
   command -v "$tool" >/dev/null || { echo "$tool missing (see bench/dns/README.md)" >&2; exit 1; }
@@ -86,7 +92,7 @@ KC="$W/data/kubeconfig.yaml"
 wait_for 60 "the API server's kubeconfig" test -s "$KC"
 wait_for 60 "the API server" grep -q "API server at" "$W/server.log"
 mkfifo "$W/dns.stdin"
-ip netns exec "$NODE" "$BENCH" serve "$KC" 10.96.0.10:53 <"$W/dns.stdin" >"$W/dns.log" 2>"$W/dns.err" &
+ip netns exec "$NODE" nice -n "$NICE" "$BENCH" serve "$KC" 10.96.0.10:53 <"$W/dns.stdin" >"$W/dns.log" 2>"$W/dns.err" &
 DNS=$!
 PIDS+=($DNS)
 exec 3>"$W/dns.stdin"
@@ -135,7 +141,7 @@ zone:
   - domain: cluster.local
   - domain: 10.in-addr.arpa
 EOF
-ip netns exec "$NODE" knotd -c "$W/knot.conf" >"$W/knot.log" 2>&1 &
+ip netns exec "$NODE" nice -n "$NICE" knotd -c "$W/knot.conf" >"$W/knot.log" 2>&1 &
 KNOT=$!
 PIDS+=($KNOT)
 wait_for 60 "Knot" in_pod dig +short +tries=1 +time=1 @10.96.0.11 "svc-1.ns1.svc.cluster.local"
@@ -159,26 +165,30 @@ percentiles() {
       NR, a[int(NR*0.5)]*1000, a[int(NR*0.9)]*1000, a[int(NR*0.99)]*1000, a[int(NR*0.999)]*1000, a[NR]*1000}'
 }
 # Load-independent counters of the server process over one dnsperf run: CPU
-# time (utime+stime, clock ticks) and context switches summed over its threads.
+# time (utime+stime of all its threads, clock ticks) and context switches
+# summed over its threads. dnsperf's own CPU comes from /usr/bin/time (ip and
+# taskset exec into dnsperf, so time's child is dnsperf itself).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ctx_switches() { # voluntary nonvoluntary
   cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt/{v+=$2} /^nonvoluntary_ctxt/{n+=$2} END{print v+0, n+0}'
 }
-counted() { # counted PID OUTFILE COMMAND... : runs COMMAND, prints server CPU µs/query and switches/query
-  local pid="$1" out="$2" t0 t1 c0 c1 perf_pid=""; shift 2
-  t0=$(cpu_ticks "$pid"); c0=$(ctx_switches "$pid")
+counted() { # counted PID OUTFILE COMMAND... : runs COMMAND, prints server and dnsperf CPU
+  local pid="$1" out="$2" t0 t1 c0 c1 perf_pid="" w0 w1; shift 2
+  t0=$(cpu_ticks "$pid"); c0=$(ctx_switches "$pid"); w0=$(date +%s.%N)
   if [[ "${PERF:-0}" == 1 ]] && command -v perf >/dev/null; then
     perf stat -x, -e task-clock,context-switches,cpu-migrations,page-faults -p "$pid" -o "$out.perf" &
     perf_pid=$!
   fi
-  "$@" >"$out" 2>&1 || true
+  /usr/bin/time -f '%U %S' -o "$out.time" "$@" >"$out" 2>&1 || true
   if [[ -n "$perf_pid" ]]; then kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
-  t1=$(cpu_ticks "$pid"); c1=$(ctx_switches "$pid")
+  t1=$(cpu_ticks "$pid"); c1=$(ctx_switches "$pid"); w1=$(date +%s.%N)
   local done_q
   done_q=$(awk '/Queries completed/{print $3}' "$out")
-  awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v q="${done_q:-0}" -v c0="$c0" -v c1="$c1" 'BEGIN{
-    split(c0, a, " "); split(c1, b, " ");
-    if (q > 0) printf "server: %.2f us CPU/query, %.4f voluntary + %.4f involuntary switches/query", t / hz * 1e6 / q, (b[1]-a[1]) / q, (b[2]-a[2]) / q
+  awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v q="${done_q:-0}" -v c0="$c0" -v c1="$c1" \
+    -v wall="$(awk -v a="$w0" -v b="$w1" 'BEGIN{print b - a}')" -v dp="$(tail -1 "$out.time" 2>/dev/null)" 'BEGIN{
+    split(c0, a, " "); split(c1, b, " "); split(dp, d, " ");
+    if (q > 0) printf "server: %.2f us CPU/query (%.0f%% of a core), %.4f voluntary + %.4f involuntary switches/query; dnsperf: %.2f us CPU/query (%.0f%% of a core)",
+      t / hz * 1e6 / q, 100 * t / hz / wall, (b[1]-a[1]) / q, (b[2]-a[2]) / q, (d[1] + d[2]) * 1e6 / q, 100 * (d[1] + d[2]) / wall
   }'
   if [[ -f "$out.perf" ]]; then
     # task-clock is in ms: printed as µs per query.
@@ -187,20 +197,19 @@ counted() { # counted PID OUTFILE COMMAND... : runs COMMAND, prints server CPU �
   fi
   echo
 }
-run() { # run LABEL SERVER_ADDR SERVER_PID DNSPERF_CPUS
-  local label="$1" addr="$2" pid="$3" cpus="$4" out
-  echo "### $label (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
-  out="$W/$label.sat"
-  counted "$pid" "$out" in_pod taskset -c "$cpus" dnsperf -s "$addr" -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500
+# DNSPERF_SLICE_US=N runs dnsperf with an N µs scheduler slice (slice_exec.py).
+DNSPERF=(dnsperf -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500)
+if [[ -n "${DNSPERF_SLICE_US:-}" ]]; then DNSPERF=(python3 bench/dns/slice_exec.py "$DNSPERF_SLICE_US" "${DNSPERF[@]}"); fi
+saturated() { # saturated LABEL SERVER_ADDR SERVER_PID DNSPERF_CPUS
+  local out="$W/$1.sat"
+  echo "### $1 saturated (load before: $(cut -d' ' -f1-3 /proc/loadavg))"
+  counted "$3" "$out" ip netns exec "$POD" nice -n "$NICE" taskset -c "$4" "${DNSPERF[@]}" -s "$2"
   echo "saturated: $(summary <"$out" | tr -s ' ' | tr '\n' ';')"
-  for rate in $RATES; do
-   for rep in $(seq "${REPEAT:-1}"); do
-    out="$W/$label.$rate.$rep"
-    counted "$pid" "$out" in_pod taskset -c "$cpus" dnsperf -s "$addr" -d "$W/queries" -l "$SECS" -c "$CLIENTS" -T 2 -q 500 -Q "$rate" -v
-    echo "at ${rate} QPS (#$rep, load $(cut -d' ' -f1 /proc/loadavg)): $(grep -E 'Queries per second' "$out" | tr -s ' ') lost=$(grep -E 'Queries lost' "$out" | awk '{print $3, $4}') $(percentiles "$out")"
-   done
-  done
-  echo "server RSS after: $(rss_kb "$pid") kB (load after: $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+at_rate() { # at_rate LABEL SERVER_ADDR SERVER_PID DNSPERF_CPUS RATE REP
+  local out="$W/$1.$5.$6"
+  counted "$3" "$out" ip netns exec "$POD" nice -n "$NICE" taskset -c "$4" "${DNSPERF[@]}" -s "$2" -Q "$5" -v
+  echo "$1 at ${5} QPS (#$6, load $(cut -d' ' -f1 /proc/loadavg)): $(grep -E 'Queries per second' "$out" | tr -s ' ') lost=$(grep -E 'Queries lost' "$out" | awk '{print $3, $4}') $(percentiles "$out")"
 }
 pin() { taskset -a -p -c "$2" "$1" >/dev/null; }
 
@@ -208,34 +217,48 @@ pin() { taskset -a -p -c "$2" "$1" >/dev/null; }
 # VARIANTS="LABEL:BINARY:ENV=VALUE ..." (BINARY empty = this build, ENV
 # optional), e.g. "before:/tmp/old_bench: noslice::PORTICO_DNS_SLICE_US=0".
 # Each serves the same API server's cluster at 10.96.0.2N.
-VARIANT_LABELS=(); VARIANT_ADDRS=(); VARIANT_PIDS=()
+LABELS=(portico); ADDRS=(10.96.0.10); SPIDS=("$DNS")
 n=20
 for variant in ${VARIANTS:-}; do
   IFS=: read -r vlabel vbin venv <<<"$variant"
   vaddr="10.96.0.$n"; n=$((n + 1))
   mkfifo "$W/$vlabel.stdin"
-  ip netns exec "$NODE" env ${venv:+"$venv"} "${vbin:-$BENCH}" serve "$KC" "$vaddr:53" <"$W/$vlabel.stdin" >"$W/$vlabel.log" 2>"$W/$vlabel.err" &
-  VARIANT_PIDS+=($!); PIDS+=($!)
+  ip netns exec "$NODE" nice -n "$NICE" env ${venv:+"$venv"} "${vbin:-$BENCH}" serve "$KC" "$vaddr:53" <"$W/$vlabel.stdin" >"$W/$vlabel.log" 2>"$W/$vlabel.err" &
+  vpid=$!; PIDS+=($vpid)
   exec {vfd}>"$W/$vlabel.stdin"
   wait_for 300 "variant $vlabel to hold every Service" grep -q "^services=$((SERVICES + 2))\$" "$W/$vlabel.log"
   wait_for 60 "variant $vlabel to answer" in_pod dig +short +tries=1 +time=1 @"$vaddr" "svc-$((SERVICES - 1)).ns$(((SERVICES - 1) % 100)).svc.cluster.local"
-  VARIANT_LABELS+=("$vlabel"); VARIANT_ADDRS+=("$vaddr")
+  LABELS+=("$vlabel"); ADDRS+=("$vaddr"); SPIDS+=("$vpid")
 done
+# The scheduler slice the serving threads run with (se.slice, ns).
+for i in "${!LABELS[@]}"; do
+  for t in /proc/"${SPIDS[$i]}"/task/*; do
+    [[ "$(cat "$t/comm")" == dns-udp-* ]] && echo "${LABELS[$i]} $(cat "$t/comm"): $(awk '/^se.slice /{print "slice", $3, "ns"}' "$t/sched") nice $(awk '{print $19}' "$t/stat")"
+  done
+done
+if [[ "${KNOT_RUNS:-1}" == 1 ]]; then LABELS+=(knot); ADDRS+=(10.96.0.11); SPIDS+=("$KNOT"); fi
 
-echo "== unpinned: servers and dnsperf share both CPUs"
-run portico 10.96.0.10 "$DNS" 0,1
-for i in "${!VARIANT_LABELS[@]}"; do
-  run "${VARIANT_LABELS[$i]}" "${VARIANT_ADDRS[$i]}" "${VARIANT_PIDS[$i]}" 0,1
-done
-run knot 10.96.0.11 "$KNOT" 0,1
+# Every server at one rate before the next repeat: the servers' runs
+# alternate, so a change in the machine's load hits them alike.
+runs() { # runs SUFFIX DNSPERF_CPUS
+  local i rate rep
+  if [[ "${SATURATED:-1}" == 1 ]]; then
+    for i in "${!LABELS[@]}"; do saturated "${LABELS[$i]}$1" "${ADDRS[$i]}" "${SPIDS[$i]}" "$2"; done
+  fi
+  for rate in $RATES; do
+    for rep in $(seq "${REPEAT:-1}"); do
+      for i in "${!LABELS[@]}"; do at_rate "${LABELS[$i]}$1" "${ADDRS[$i]}" "${SPIDS[$i]}" "$2" "$rate" "$rep"; done
+    done
+  done
+  for i in "${!LABELS[@]}"; do echo "${LABELS[$i]} RSS after: $(rss_kb "${SPIDS[$i]}") kB"; done
+}
+if [[ "${UNPINNED:-1}" == 1 ]]; then
+  echo "== unpinned: servers and dnsperf share both CPUs"
+  runs "" 0,1
+fi
 if [[ "${PIN:-0}" == 1 ]]; then
   echo "== pinned: server on CPU 0, dnsperf on CPU 1"
-  pin "$DNS" 0; pin "$KNOT" 0
-  for pid in "${VARIANT_PIDS[@]}"; do pin "$pid" 0; done
-  run portico-pinned 10.96.0.10 "$DNS" 1
-  for i in "${!VARIANT_LABELS[@]}"; do
-    run "${VARIANT_LABELS[$i]}-pinned" "${VARIANT_ADDRS[$i]}" "${VARIANT_PIDS[$i]}" 1
-  done
-  run knot-pinned 10.96.0.11 "$KNOT" 1
+  for pid in "${SPIDS[@]}"; do pin "$pid" 0; done
+  runs -pinned 1
 fi
 echo "final portico DNS RSS: $(rss_kb "$DNS") kB"

@@ -13,6 +13,11 @@
 #   DP_MODES="keepalive close" (which wrk modes to run)
 #   DP_FIX=1|2 (patch node A's ruleset with a rule variant, see below)
 #   DP_TS2=1 (tcp_timestamps=2 in the client namespaces: the diagnosis, see below)
+#   DP_UP_ARGS="..." (extra `portico up` flags, e.g. --masquerade-fully-random)
+#   DP_PIN=1 (wrk on the last CPU, the nginx pods on CPU 0: fewer scheduler
+#     moves between runs; see "Pinning" below)
+#   DP_NICE=N (-20..19: run wrk and the pods' nginx at this nice level, e.g.
+#     -10 so other work on a shared machine disturbs the runs less)
 #
 # It starts `portico up --nodes 2` under a unique name (its namespaces are
 # NAME-lan, NAME-node1..2, NAME-client, all created and removed by portico),
@@ -134,8 +139,10 @@ serves() { ip netns exec "$1" curl -s --max-time 2 "$2" | grep -q 'Welcome to ng
 
 log "portico $bin, cluster $name, data $data"
 log "machine: $(nproc) CPUs, kernel $(uname -r), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), load $(cat /proc/loadavg)"
+read -r -a up_args <<<"${DP_UP_ARGS:-}"
+log "extra portico up flags: ${up_args[*]:-(none)}"
 "$bin" up --nodes 2 --name "$name" --listen 127.0.0.1:0 --data-dir "$data" --log warn \
-  </dev/null >"$data/up.log" 2>&1 &
+  "${up_args[@]}" </dev/null >"$data/up.log" 2>&1 &
 up_pid=$!
 
 until_ok 60 kubeconfig test -s "$kubeconfig"
@@ -244,24 +251,29 @@ tw_count() { awk '/^TCP:/ { for (i = 1; i <= NF; i++) if ($i == "tw") print $(i 
 # Every connection-per-request run leaves ~all its connections in TIME_WAIT
 # on the server for 60 s; a later run whose (source, port) pairs land on them
 # (NAT makes different paths share source addresses) would inherit PAWS
-# rejects from an earlier path. So each such run starts with none left.
+# rejects from an earlier path. So each such run starts with none left:
+# `ss -K` destroys the server pod's TIME_WAIT sockets (the state they would
+# reach after 60 s, at once; inside the pod's namespace only), else wait.
 drain() {
   local pid=$1 deadline=$((SECONDS + 75))
+  nsenter --net="/proc/$pid/ns/net" ss -K -t state time-wait >/dev/null 2>&1 || true
   while (($(tw_count "$pid") > 0)); do
     ((SECONDS < deadline)) || { log "TIME_WAIT did not drain in 75 s"; return 0; }
     sleep 1
   done
 }
 
-# The same holds for conntrack: entries of closed connections stay 120 s, and
-# a new connection whose reply tuple clashes with one gets its source port
+# The same holds for conntrack: entries of closed connections stay 120 s
+# (and those wrk left half-closed when it stopped, longer), and a new
+# connection whose reply tuple clashes with one gets its source port
 # rewritten by NAT (a different client port on the same server tuple: the
-# same PAWS trap). Only closed entries are removed, in our nodes' namespaces.
+# same PAWS trap). No wrk runs between runs, so every TCP entry whose reply
+# comes from one of the two pods is removed, in our nodes' namespaces.
 forget_closed() {
-  local ns st
+  local ns ip
   for ns in "$node_a" "$node_b"; do
-    for st in TIME_WAIT CLOSE; do
-      ip netns exec "$ns" conntrack -D -p tcp --state "$st" >/dev/null 2>&1 || true
+    for ip in "$ip_a" "$ip_b"; do
+      ip netns exec "$ns" conntrack -D -p tcp --reply-src "$ip" >/dev/null 2>&1 || true
     done
   done
 }
@@ -318,12 +330,43 @@ ct_fail() {
 }
 # The ruleset the numbers were taken with, for the record.
 ip netns exec "$node_a" nft list table ip portico >"$OUT/ruleset-node-a.nft" 2>&1 || true
+ct_stats() {
+  local ns
+  for ns in "$node_a" "$node_b"; do
+    echo "# $ns"
+    ip netns exec "$ns" conntrack -S 2>&1 || true
+  done
+}
+ct_stats >"$OUT/conntrack-S-before.txt"
+
+# Pinning (DP_PIN=1): wrk on the last CPU, both pods' nginx processes on
+# CPU 0 (only the nginx processes of our own pods). Each side's softirq work
+# then stays with it, and runs of different paths see the same placement.
+wrk_cpu=""
+if [[ ${DP_PIN:-0} == 1 ]]; then
+  wrk_cpu=$(($(nproc) - 1))
+  for p in "$pid_a" "$pid_b" $(pgrep -P "$pid_a") $(pgrep -P "$pid_b"); do
+    taskset -p -c 0 "$p" >/dev/null
+  done
+  log "DP_PIN=1: nginx of both pods on CPU 0, wrk on CPU $wrk_cpu"
+fi
+wrk_nice=()
+if [[ -n ${DP_NICE:-} ]]; then
+  ((DP_NICE >= -20 && DP_NICE <= 19)) || { log "DP_NICE must be -20..19"; exit 2; }
+  for p in "$pid_a" "$pid_b" $(pgrep -P "$pid_a") $(pgrep -P "$pid_b"); do
+    renice -n "$DP_NICE" -p "$p" >/dev/null
+  done
+  wrk_nice=(nice -n "$DP_NICE")
+  log "DP_NICE=$DP_NICE: wrk and both pods' nginx"
+fi
 
 # One wrk run; prints "rps p50_us p99_us errors".
 run_wrk() {
   local ns=$1 url=$2 mode=$3 secs=$4 close=0 out line
   [[ $mode == close ]] && close=1
-  out=$(DP_CLOSE=$close timeout -k 5 $((secs + 30)) ip netns exec "$ns" \
+  local pin=()
+  [[ -n $wrk_cpu ]] && pin=(taskset -c "$wrk_cpu")
+  out=$(DP_CLOSE=$close timeout -k 5 $((secs + 30)) "${wrk_nice[@]}" "${pin[@]}" ip netns exec "$ns" \
     wrk -t "$THREADS" -c "$CONNS" -d "${secs}s" --timeout 5s -s "$here/dataplane.lua" "$url" 2>&1) || {
     log "wrk failed: $out"
     return 1
@@ -346,15 +389,38 @@ done
 
 printf 'rep\tmode\tgroup\tkind\ttarget\trps\tp50_us\tp99_us\terrors\tpaws\tsyn_retrans\ttw_start\tload_before\tload_after\tct_fail\n' >"$results"
 n=${#targets[@]}
+groups=()
+for t in "${targets[@]}"; do
+  read -r g _ <<<"$t"
+  [[ " ${groups[*]} " == *" $g "* ]] || groups+=("$g")
+done
 log "measuring: $REPS reps × 2 modes × $n targets × ${DURATION}s, wrk -t $THREADS -c $CONNS"
 uptime >&2
 for rep in $(seq "$REPS"); do
   read -r -a modes <<<"${DP_MODES:-keepalive close}"
   ((rep % 2 == 0 && ${#modes[@]} == 2)) && modes=("${modes[1]}" "${modes[0]}")
   for mode in "${modes[@]}"; do
-    # Rotate the target order every rep so no path always runs first.
-    for i in $(seq 0 $((n - 1))); do
-      read -r group kind ns url pod <<<"${targets[$(((i + rep - 1) % n))]}"
+    # A group's paths run back to back, so a Service run and the direct run
+    # it is divided by are at most two runs apart (the machine's load
+    # drifts over minutes); the order within a group reverses every rep
+    # (direct first, then last) and the groups rotate, so no path always
+    # runs first.
+    order=()
+    ng=${#groups[@]}
+    for gi in $(seq 0 $((ng - 1))); do
+      g=${groups[$(((gi + rep - 1) % ng))]}
+      in_group=()
+      for t in "${targets[@]}"; do
+        [[ $t == "$g "* ]] && in_group+=("$t")
+      done
+      if ((rep % 2 == 0)); then
+        for ((j = ${#in_group[@]} - 1; j >= 0; j--)); do order+=("${in_group[$j]}"); done
+      else
+        order+=("${in_group[@]}")
+      fi
+    done
+    for t in "${order[@]}"; do
+      read -r group kind ns url pod <<<"$t"
       spid=$(server_pid "$pod")
       if [[ $mode == close ]]; then
         drain "$spid"
@@ -404,9 +470,10 @@ if ((CONNECTS > 0)); then
   done
 fi
 ip netns exec "$node_a" nft list table ip portico >"$OUT/ruleset-node-a-after.nft" 2>&1 || true
+ct_stats >"$OUT/conntrack-S-after.txt"
 
 echo
-echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): $REPS reps, ${DURATION}s per run, wrk -t $THREADS -c $CONNS, DP_FIX=${DP_FIX:-0} DP_TS2=${DP_TS2:-0}; $(nproc) CPUs, kernel $(uname -r)"
+echo "## $(date -u '+%Y-%m-%d %H:%M UTC'): $REPS reps, ${DURATION}s per run, wrk -t $THREADS -c $CONNS, DP_FIX=${DP_FIX:-0} DP_TS2=${DP_TS2:-0} DP_PIN=${DP_PIN:-0} DP_NICE=${DP_NICE:-} DP_UP_ARGS='${DP_UP_ARGS:-}'; $(nproc) CPUs, kernel $(uname -r)"
 echo
 python3 "$here/dataplane.py" summary "$results" "$connects" | tee "$OUT/summary.md"
 exit

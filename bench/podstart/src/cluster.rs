@@ -168,14 +168,26 @@ impl Cluster {
 
     /// The last lines of `portico up`'s log (and of its agents').
     pub fn log_tail(&self) -> String {
+        let s = self.log();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// The log of `portico up` and of its agents.
+    pub fn log(&self) -> String {
         let mut s = std::fs::read_to_string(self.dir.path().join("up.log")).unwrap_or_default();
         if let Ok(rd) = std::fs::read_dir(self.dir.path().join("logs")) {
             for e in rd.flatten() {
                 s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
             }
         }
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        s
+    }
+
+    /// Pod sandboxes the agents made with `ip` instead of rtnetlink (their
+    /// warnings in the log); 0 when the netlink path works.
+    pub fn ip_fallbacks(&self) -> usize {
+        self.log().matches("falling back to ip").count()
     }
 
     /// SIGTERM, then wait (bounded) so `portico up` removes its pods and

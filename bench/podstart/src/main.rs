@@ -116,6 +116,10 @@ fn run_mode(args: &Args, mode: Mode) -> Result<(), BenchError> {
     match res {
         Ok(r) => {
             print_report(mode, args.0, &r);
+            println!(
+                "- pod sandboxes that fell back to `ip` (agent log): {}",
+                cluster.ip_fallbacks()
+            );
             if per_pod {
                 print_per_pod(&r.burst);
             }
@@ -137,6 +141,9 @@ fn cluster_agent_pid(mode: Mode, up: Option<u32>) -> Option<u32> {
 
 /// What one layout measured.
 struct Report {
+    /// Burst netns when the pods were gone from the API, after waiting (up
+    /// to 20 s), and the wait.
+    netns_left: (usize, usize, Duration),
     seq: Vec<Marks>,
     burst: Vec<Marks>,
     burst_wall: Duration,
@@ -189,7 +196,25 @@ async fn client_run(
     let rss_pods_kib = agent_pid().and_then(procfs::rss_kib);
     let up_rss_pods_kib = up_pid.and_then(procfs::rss_kib);
     measure::delete_run(&pods, "burst", timeout).await?;
+    // The agent deletes a pod object only after its sandbox is gone; count
+    // what is left of the burst's netns now and after a bounded wait.
+    let burst_netns = || {
+        std::fs::read_dir("/run/netns")
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().contains("-default-burst-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let netns_at_delete = burst_netns();
+    let waited = std::time::Instant::now();
+    while burst_netns() > 0 && waited.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let netns_left = (netns_at_delete, burst_netns(), waited.elapsed());
     Ok(Report {
+        netns_left,
         seq,
         burst,
         burst_wall,
@@ -259,6 +284,11 @@ fn print_report(mode: Mode, n: usize, r: &Report) {
         "- {who} RSS: {} idle, {} with {n} pods",
         mib(r.rss_idle_kib),
         mib(r.rss_pods_kib)
+    );
+    let (at, left, after) = r.netns_left;
+    println!(
+        "- burst pod netns when the pods were gone from the API: {at}; {left} after {}",
+        ms(after)
     );
     if mode == Mode::Nodes1 {
         println!(

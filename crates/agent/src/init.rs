@@ -81,6 +81,11 @@ pub fn init_main(args: &[String]) -> ExitCode {
     }
     // `exec` searches PATH from the environment the runtime gave us (the
     // container's), as `exec "$@"` in a shell did.
+    // `<this binary> agnhost ...` (the agnhost image): run it here instead
+    // of a second exec of the same (large) binary — one exec per container.
+    if let Some(args) = same_binary_agnhost(&plan.argv) {
+        return crate::agnhost::agnhost_main(args);
+    }
     let err = std::process::Command::new(&plan.argv[0])
         .args(&plan.argv[1..])
         .exec();
@@ -93,6 +98,21 @@ pub fn init_main(args: &[String]) -> ExitCode {
 }
 
 /// The namespace and file system steps, in the order the kernel needs them.
+/// The agnhost arguments when `argv` is `<this executable> agnhost <args>`
+/// (compared by device and inode, so any path to the same file counts).
+fn same_binary_agnhost(argv: &[String]) -> Option<Vec<String>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let [exe, sub, args @ ..] = argv else {
+        return None;
+    };
+    if sub != "agnhost" || args.first().map(String::as_str) == Some(SUBCOMMAND) {
+        return None;
+    }
+    let me = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
+    let it = std::fs::metadata(exe).ok()?;
+    (me.dev() == it.dev() && me.ino() == it.ino()).then(|| args.to_vec())
+}
+
 fn enter(plan: &InitPlan) -> Result<(), String> {
     let ns = std::fs::File::open(&plan.netns)
         .map_err(|e| format!("opening {}: {e}", plan.netns.display()))?;
@@ -143,6 +163,25 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn only_this_binary_runs_agnhost_in_process() {
+        let me = std::env::current_exe()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            same_binary_agnhost(&s(&[&me, "agnhost", "netexec", "--http-port=8080"])),
+            Some(s(&["netexec", "--http-port=8080"]))
+        );
+        assert_eq!(
+            same_binary_agnhost(&s(&["/bin/sh", "agnhost", "pause"])),
+            None
+        );
+        assert_eq!(same_binary_agnhost(&s(&[&me, "nginx"])), None);
+        assert_eq!(same_binary_agnhost(&s(&[&me, "agnhost", SUBCOMMAND])), None);
+        assert_eq!(same_binary_agnhost(&s(&[&me])), None);
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub use logs::{find_log, log_router, tail_lines};
 pub use podfiles::resolv_conf;
 pub use process::pids_in_netns;
 pub use runtime::{log_path, PodEvent, Runtime, RuntimeConfig};
+pub use sandbox::{stats as sandbox_stats, SandboxStats};
 pub use status::{pod_status, CState, ContainerRt, PodRt};
 
 /// Configuration of one node agent.

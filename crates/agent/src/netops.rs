@@ -155,7 +155,9 @@ pub async fn setup_pod_network(
     match sandbox::setup(sb, bridge, gateway, cidr.prefix_len()).await {
         Ok(()) => return Ok(()),
         Err(e) => {
-            tracing::debug!(error = %e, netns = %sb.netns, "netlink sandbox setup failed; retrying with ip");
+            // Loud on purpose: the fallback costs two process spawns per pod.
+            tracing::warn!(error = %e, netns = %sb.netns, "netlink sandbox setup failed; falling back to ip");
+            sandbox::count_fallback();
             teardown_pod_network(sb).await;
         }
     }
@@ -174,12 +176,14 @@ pub async fn setup_pod_network(
 /// Deletes the veth (both ends go) and the netns. Best effort and idempotent.
 pub async fn teardown_pod_network(sb: &Sandbox) {
     if let Err(e) = sandbox::teardown(sb).await {
-        tracing::debug!(error = %e, "netlink teardown failed; using ip");
+        tracing::warn!(error = %e, netns = %sb.netns, "netlink sandbox teardown failed; falling back to ip");
         if ip(&["link", "show", "dev", &sb.veth]).await.is_ok() {
             ip_quiet(&["link", "del", &sb.veth]).await;
         }
         if netns_path(&sb.netns).exists() {
-            ip_quiet(&["netns", "del", &sb.netns]).await;
+            if let Err(e) = ip(&["netns", "del", &sb.netns]).await {
+                tracing::warn!(error = %e, "removing the pod netns");
+            }
         }
     }
 }

@@ -275,6 +275,30 @@ async fn finalize(client: &kube::Client, pod: &Pod) {
     }
 }
 
+/// How long a starting pod's first status write waits for the pod to get
+/// Ready. A pod usually goes ContainerCreating → Running → Ready within tens
+/// of milliseconds; writing each step costs an API write and a watch event
+/// to every pod watcher (scheduler, agents, DNS, EndpointSlices), which in a
+/// burst of starts competes with the starts themselves. Holding the first
+/// write briefly turns three writes into one; a pod that is not Ready by then
+/// is reported as it is.
+const START_HOLD: Duration = Duration::from_millis(150);
+
+/// Whether the first status write should wait (bounded by [`START_HOLD`]) for
+/// the next change: nothing written yet and the pod still on its way to
+/// Ready (no container ended or is stuck waiting for another reason). Pure.
+fn hold_first_write(rt: &PodRt, written: bool) -> bool {
+    use crate::status::CState;
+    !written
+        && !rt.containers.is_empty()
+        && rt.containers.iter().any(|c| !c.ready)
+        && rt.containers.iter().all(|c| match &c.state {
+            CState::Running { .. } => true,
+            CState::Waiting { reason, .. } => reason == "ContainerCreating",
+            CState::Terminated { .. } => false,
+        })
+}
+
 /// Writes the pod's status whenever the runtime's view of it changes, until
 /// the pod's supervisor is gone.
 async fn write_status(client: kube::Client, pod: Pod, mut rx: watch::Receiver<PodRt>) {
@@ -293,7 +317,15 @@ async fn write_status(client: kube::Client, pod: Pod, mut rx: watch::Receiver<Po
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let mut last: Option<PodStatus> = pod.status.clone();
     let mut written: Option<PodStatus> = None;
+    let hold_until = tokio::time::Instant::now() + START_HOLD;
     loop {
+        let rt = rx.borrow_and_update().clone();
+        if hold_first_write(&rt, written.is_some()) && tokio::time::Instant::now() < hold_until {
+            // A change: look again. Timeout or supervisor gone: write what we have.
+            if let Ok(Ok(())) = tokio::time::timeout_at(hold_until, rx.changed()).await {
+                continue;
+            }
+        }
         let rt = rx.borrow_and_update().clone();
         let st = status::pod_status(&rt, &policy, last.as_ref(), Timestamp::now());
         if written.as_ref() != Some(&st) {
@@ -323,5 +355,69 @@ async fn write_status(client: kube::Client, pod: Pod, mut rx: watch::Receiver<Po
         if rx.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{CState, ContainerRt};
+
+    fn rt(states: Vec<(CState, bool)>) -> PodRt {
+        PodRt {
+            pod_ip: None,
+            host_ip: std::net::Ipv4Addr::LOCALHOST,
+            start_time: Timestamp::UNIX_EPOCH,
+            sandbox_ready: true,
+            containers: states
+                .into_iter()
+                .map(|(state, ready)| ContainerRt {
+                    state,
+                    ready,
+                    ..ContainerRt::new("c", "i")
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn first_write_waits_only_while_the_pod_is_starting() {
+        let creating = CState::Waiting {
+            reason: "ContainerCreating".into(),
+            message: None,
+        };
+        let running = CState::Running {
+            started_at: Timestamp::UNIX_EPOCH,
+        };
+        assert!(hold_first_write(
+            &rt(vec![(creating.clone(), false)]),
+            false
+        ));
+        assert!(hold_first_write(&rt(vec![(running.clone(), false)]), false));
+        // Ready: write at once.
+        assert!(!hold_first_write(&rt(vec![(running.clone(), true)]), false));
+        // Only the first write waits.
+        assert!(!hold_first_write(
+            &rt(vec![(creating.clone(), false)]),
+            true
+        ));
+        // Problems are reported at once.
+        let bad = CState::Waiting {
+            reason: "ImageNotSupported".into(),
+            message: None,
+        };
+        assert!(!hold_first_write(&rt(vec![(bad, false)]), false));
+        let exited = CState::Terminated {
+            exit_code: 1,
+            signal: None,
+            reason: "Error".into(),
+            started_at: None,
+            finished_at: Timestamp::UNIX_EPOCH,
+        };
+        assert!(!hold_first_write(
+            &rt(vec![(exited, false), (running, true)]),
+            false
+        ));
+        assert!(!hold_first_write(&rt(vec![]), false));
     }
 }

@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use nix::mount::{MntFlags, MsFlags};
@@ -17,6 +18,30 @@ use nix::sched::CloneFlags;
 
 use crate::netops::{netns_path, Sandbox};
 use crate::rtnl::{self, Rtnl};
+
+/// How many pod sandboxes this process set up over rtnetlink, and how many
+/// fell back to `ip` processes (which should be none: a fallback costs two
+/// spawns per pod and means the netlink path is broken on this kernel).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SandboxStats {
+    pub netlink: u64,
+    pub ip_fallback: u64,
+}
+
+static NETLINK_SETUPS: AtomicU64 = AtomicU64::new(0);
+static IP_FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// The counts since the process started.
+pub fn stats() -> SandboxStats {
+    SandboxStats {
+        netlink: NETLINK_SETUPS.load(Ordering::Relaxed),
+        ip_fallback: IP_FALLBACKS.load(Ordering::Relaxed),
+    }
+}
+
+pub(crate) fn count_fallback() {
+    IP_FALLBACKS.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Runs `f` on a fresh OS thread (it inherits the caller's network
 /// namespace) and awaits it without blocking the async runtime. A fresh
@@ -70,7 +95,9 @@ fn prepare_netns_dir() {
 /// On error the caller tears down whatever was made.
 pub async fn setup(sb: &Sandbox, bridge: &str, gateway: Ipv4Addr, prefix: u8) -> io::Result<()> {
     let (sb, bridge) = (sb.clone(), bridge.to_string());
-    on_own_thread(move || setup_blocking(&sb, &bridge, gateway, prefix)).await
+    on_own_thread(move || setup_blocking(&sb, &bridge, gateway, prefix)).await?;
+    NETLINK_SETUPS.fetch_add(1, Ordering::Relaxed);
+    Ok(())
 }
 
 fn setup_blocking(sb: &Sandbox, bridge: &str, gateway: Ipv4Addr, prefix: u8) -> io::Result<()> {

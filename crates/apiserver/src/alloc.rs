@@ -344,11 +344,15 @@ pub(crate) fn plan(
     let mut kept: BTreeSet<u16> = BTreeSet::new();
     let mut chosen: BTreeSet<u16> = BTreeSet::new();
     let free = |chosen: &BTreeSet<u16>, kept: &BTreeSet<u16>| -> Vec<u16> {
+        // One walk of the range beside the sorted taken set, rather than a tree
+        // lookup per port (the range holds thousands; the other sets a few).
+        let mut taken = ports_taken.range(ranges.ports.clone()).peekable();
         ranges
             .ports
             .clone()
             .filter(|p| {
-                !ports_taken.contains(p)
+                while taken.next_if(|t| *t < p).is_some() {}
+                taken.next_if_eq(&p).is_none()
                     && !chosen.contains(p)
                     && !kept.contains(p)
                     && !old_ports.contains(p)

@@ -36,6 +36,8 @@ pub(crate) struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// How `pods/log` reaches node agents.
     pub node_dialer: Option<crate::NodeDialer>,
+    /// The NodePorts held by Services (a hint for allocation; see `ports`).
+    pub taken_ports: crate::ports::TakenPorts,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
             metrics: Metrics::new(),
             advertise_url: config.advertise_url.clone(),
             node_dialer: config.node_dialer.clone(),
+            taken_ports: crate::ports::TakenPorts::default(),
         }
     }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::alloc::{self, Chooser, PORT_PREFIX};
 use crate::http::AppState;
 use crate::objects;
+use crate::ports::port_of_key;
 
 /// Attempts before giving up on random allocations that keep losing races.
 const ALLOC_ATTEMPTS: usize = 32;
@@ -66,14 +67,7 @@ async fn ports_taken(st: &AppState) -> Result<BTreeSet<u16>, ApiError> {
         .list(PORT_PREFIX, None, None)
         .await
         .map_err(store_err)?;
-    Ok(kvs
-        .iter()
-        .filter_map(|kv| {
-            kv.key
-                .strip_prefix(PORT_PREFIX)
-                .and_then(|p| p.parse().ok())
-        })
-        .collect())
+    Ok(kvs.iter().filter_map(|kv| port_of_key(&kv.key)).collect())
 }
 
 fn compare_for(key: &str, expect: Expect) -> Compare {
@@ -136,26 +130,48 @@ async fn put_service(
     });
     let owner_bytes = serde_json::to_vec(&owner).unwrap_or_default();
     let mut chooser = Rng2(rand::rngs::StdRng::from_rng(&mut rand::rng()));
+    // Only NodePort/LoadBalancer Services may pick a port, so only they need the taken set.
+    let picks_ports = matches!(
+        original["spec"]["type"].as_str(),
+        Some("NodePort" | "LoadBalancer")
+    );
+    let taken = &st.taken_ports;
+    let mut reloaded = false;
     for _ in 0..ALLOC_ATTEMPTS {
         let mut candidate = original.clone();
-        // Listing taken ports costs a scan; only NodePort/LoadBalancer may pick one.
-        let taken = if matches!(
-            original["spec"]["type"].as_str(),
-            Some("NodePort" | "LoadBalancer")
-        ) {
-            ports_taken(st).await?
+        if picks_ports && taken.is_unknown() {
+            taken.fill(ports_taken(st).await?);
+            reloaded = true;
+        }
+        let planned = if picks_ports {
+            taken.with(|set| alloc::plan(old, &mut candidate, &st.ranges, set, &mut chooser))
         } else {
-            BTreeSet::new()
+            alloc::plan(
+                old,
+                &mut candidate,
+                &st.ranges,
+                &BTreeSet::new(),
+                &mut chooser,
+            )
         };
-        let plan =
-            alloc::plan(old, &mut candidate, &st.ranges, &taken, &mut chooser).map_err(|errs| {
-                ApiError::invalid(
+        let plan = match planned {
+            Ok(plan) => plan,
+            // The remembered set may hold ports released meanwhile: say "full"
+            // (or anything else) only after planning against the store's own.
+            Err(_) if picks_ports && !reloaded => {
+                taken.forget();
+                continue;
+            }
+            Err(errs) => {
+                return Err(ApiError::invalid(
                     "",
                     info.kind,
                     original["metadata"]["name"].as_str().unwrap_or(""),
                     &errs,
                 )
-            })?;
+                .into())
+            }
+        };
         let mut compares = vec![compare_for(key, expect)];
         let mut ops = vec![Op::Put(key.to_string(), objects::encode(&candidate)?)];
         for c in &plan.claims {
@@ -178,7 +194,15 @@ async fn put_service(
             st.store.txn(compares, ops).await.map_err(store_err)?
         };
         match outcome {
-            TxnOutcome::Committed(rev) => return Ok((rev, candidate)),
+            TxnOutcome::Committed(rev) => {
+                if !dry_run {
+                    taken.committed(
+                        plan.claims.iter().map(|c| c.key.as_str()),
+                        plan.releases.iter().map(String::as_str),
+                    );
+                }
+                return Ok((rev, candidate));
+            }
             TxnOutcome::Failed { index: 0, .. } => return Err(WriteError::Conflict),
             TxnOutcome::Failed { index, .. } => {
                 let claim = plan.claims.get(index - 1);
@@ -186,7 +210,11 @@ async fn put_service(
                     let name = original["metadata"]["name"].as_str().unwrap_or("");
                     return Err(ApiError::invalid("", info.kind, name, &[err]).into());
                 }
-                // A randomly chosen value was taken concurrently: choose again.
+                // A randomly chosen value was taken concurrently (or the remembered
+                // ports were stale): reload them and choose again.
+                if claim.is_some_and(|c| port_of_key(&c.key).is_some()) {
+                    taken.forget();
+                }
             }
         }
     }
@@ -222,17 +250,24 @@ pub(crate) async fn remove(
     rev: u64,
     obj: &Value,
 ) -> Result<u64, WriteError> {
+    let held = if is_service(info) {
+        alloc::held_keys(obj)
+    } else {
+        Vec::new()
+    };
     let mut ops = vec![Op::Delete(key.to_string())];
-    if is_service(info) {
-        ops.extend(alloc::held_keys(obj).into_iter().map(Op::Delete));
-    }
+    ops.extend(held.iter().cloned().map(Op::Delete));
     match st
         .store
         .txn(vec![Compare::ModRevision(key.to_string(), rev)], ops)
         .await
         .map_err(store_err)?
     {
-        TxnOutcome::Committed(r) => Ok(r),
+        TxnOutcome::Committed(r) => {
+            st.taken_ports
+                .committed([], held.iter().map(String::as_str));
+            Ok(r)
+        }
         TxnOutcome::Failed { .. } => Err(WriteError::Conflict),
     }
 }

@@ -19,6 +19,7 @@ use crate::hooks::{self, Selectors};
 use crate::http::{ApiResult, AppState, Req};
 use crate::list::collect;
 use crate::objects;
+use crate::rawjson;
 
 /// How often BOOKMARK events are sent when the client allows them.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -131,17 +132,41 @@ fn encode_line(kind: &str, obj: Value) -> Bytes {
 /// nothing to send), memoised in the event so that every such watcher shares one
 /// decoding and one encoding.
 fn plain_line(ev: &Event) -> Option<Bytes> {
-    let compute = || match translate(ev, &Selectors::default()) {
-        Ok(Seen::Added(o)) => Some(encode_line("ADDED", o)),
-        Ok(Seen::Modified(o)) => Some(encode_line("MODIFIED", o)),
-        Ok(Seen::Deleted(o)) => Some(encode_line("DELETED", o)),
-        Ok(Seen::Skip) => None,
-        Err(e) => Some(encode_line("ERROR", e.to_status())),
+    let compute = || match spliced_line(ev) {
+        Some(line) => line,
+        None => tree_line(ev),
     };
     match ev.memo.get_or_init(compute) {
         Some(line) => line.clone(),
         // The memo holds something else (another consumer's type): compute.
         None => compute(),
+    }
+}
+
+/// [`plain_line`] without parsing the object: the stored bytes with the revision
+/// spliced in (`None` when the bytes need the tree path).
+fn spliced_line(ev: &Event) -> Option<Option<Bytes>> {
+    // Without selectors a put is ADDED or MODIFIED by whether there was a
+    // previous value, and a delete is DELETED at the event's revision.
+    let (kind, bytes, rev) = match (&ev.kind, &ev.kv, &ev.prev) {
+        (EventKind::Put, Some(kv), prev) => {
+            let kind = if prev.is_some() { "MODIFIED" } else { "ADDED" };
+            (kind, &kv.value, kv.mod_revision)
+        }
+        (EventKind::Delete, _, Some(p)) => ("DELETED", &p.value, ev.revision),
+        _ => return Some(None),
+    };
+    rawjson::watch_line(kind, bytes, rev).map(|line| Some(Bytes::from(line)))
+}
+
+/// [`plain_line`] through a parsed object.
+fn tree_line(ev: &Event) -> Option<Bytes> {
+    match translate(ev, &Selectors::default()) {
+        Ok(Seen::Added(o)) => Some(encode_line("ADDED", o)),
+        Ok(Seen::Modified(o)) => Some(encode_line("MODIFIED", o)),
+        Ok(Seen::Deleted(o)) => Some(encode_line("DELETED", o)),
+        Ok(Seen::Skip) => None,
+        Err(e) => Some(encode_line("ERROR", e.to_status())),
     }
 }
 
@@ -285,6 +310,8 @@ mod tests {
             revision: 7,
             memo: Default::default(),
         };
+        // The spliced line is the tree path's, byte for byte.
+        assert_eq!(spliced_line(&ev), Some(tree_line(&ev)));
         let first = plain_line(&ev).unwrap();
         let second = plain_line(&ev).unwrap();
         // The same buffer, not an equal copy: encoded once.
@@ -302,6 +329,14 @@ mod tests {
             revision: 8,
             memo: Default::default(),
         };
+        assert_eq!(spliced_line(&del), Some(tree_line(&del)));
+        let added = Event {
+            prev: None,
+            memo: Default::default(),
+            ..ev.clone()
+        };
+        assert_eq!(spliced_line(&added), Some(tree_line(&added)));
+        assert!(tree_line(&added).is_some_and(|l| l.starts_with(br#"{"type":"ADDED","object":{"#)));
         let line: Value = serde_json::from_slice(&plain_line(&del).unwrap()).unwrap();
         assert_eq!(line["type"], "DELETED");
         assert_eq!(line["object"]["metadata"]["resourceVersion"], "8");

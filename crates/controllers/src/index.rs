@@ -180,7 +180,7 @@ fn remove_locked(st: &mut HashMap<Str, Ns>, ns: &str, name: &str) {
     }
 }
 
-/// Index from owner UID to dependents' keys (`ns/name`), for controllers and the GC.
+/// Index from owner UID to dependents' keys (`ns/name`), for the ReplicaSet controller.
 #[derive(Default)]
 pub struct OwnerIndex {
     inner: RwLock<OwnerState>,

@@ -20,6 +20,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
+pub mod cache;
 pub mod client;
 pub mod deployment;
 pub mod endpoints;
@@ -81,6 +82,9 @@ pub enum ControllerError {
     Json(#[from] serde_json::Error),
 }
 
+/// `kubectl apply`'s record of the last applied object (as large as the object itself).
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// The shared informers every controller registers its handlers on.
 pub(crate) struct Informers {
     pub pods: Informer<Pod>,
@@ -99,10 +103,19 @@ impl Informers {
         let wc = watcher::Config::default;
         Self {
             pods: Informer::new(Api::all(client.clone()), wc()),
-            services: Informer::new(Api::all(client.clone()), wc()),
+            // Read only (never written back whole): `kubectl apply`'s copy of the object can
+            // go, as can managedFields (dropped for every kind).
+            services: Informer::compact(Api::all(client.clone()), wc()).with_slim(|s| {
+                if let Some(a) = s.metadata.annotations.as_mut() {
+                    a.remove(LAST_APPLIED);
+                    if a.is_empty() {
+                        s.metadata.annotations = None;
+                    }
+                }
+            }),
             nodes: Informer::new(Api::all(client.clone()), wc()),
-            slices: Informer::new(Api::all(client.clone()), wc()),
-            endpoints: Informer::new(Api::all(client.clone()), wc()),
+            slices: Informer::compact(Api::all(client.clone()), wc()),
+            endpoints: Informer::compact(Api::all(client.clone()), wc()),
             deployments: Informer::new(Api::all(client.clone()), wc()),
             replicasets: Informer::new(Api::all(client.clone()), wc()),
             leases: Informer::new(Api::namespaced(client.clone(), "kube-node-lease"), wc()),

@@ -136,8 +136,8 @@ impl QueryStats {
                 .filter_map(|s| s.buckets.get(i))
                 .map(|c| c.load(Ordering::Relaxed))
                 .sum();
-            // The text encoder prints f64::MAX as +Inf.
-            let upper = if i == BOUNDS { f64::MAX } else { bound };
+            // The text encoder prints only f64::INFINITY as `le="+Inf"`.
+            let upper = if i == BOUNDS { f64::INFINITY } else { bound };
             buckets.push((upper, n));
             bound *= 2.0;
         }
@@ -161,7 +161,8 @@ impl Collector for QueryCollector {
         {
             let mut family = encoder.encode_descriptor(
                 "queries",
-                "DNS queries answered, by query type, response code and transport",
+                // `Registry::register` appends the period; collectors must add it.
+                "DNS queries answered, by query type, response code and transport.",
                 None,
                 MetricType::Counter,
             )?;
@@ -182,7 +183,7 @@ impl Collector for QueryCollector {
         let (sum, count, buckets) = self.0.histogram();
         let mut metric = encoder.encode_descriptor(
             "request_duration_seconds",
-            "Time from receiving a query to having its response",
+            "Time from receiving a query to having its response.",
             None,
             MetricType::Histogram,
         )?;

@@ -314,10 +314,23 @@ impl Drop for DnsServer {
     }
 }
 
-/// UDP workers per listen address: one per core, at least one.
+/// UDP workers per listen address: one per core (at most 8), or
+/// `PORTICO_DNS_UDP_WORKERS` (for A/B benchmarks).
 pub fn udp_workers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    workers_for(
+        std::env::var("PORTICO_DNS_UDP_WORKERS").ok().as_deref(),
+        cores,
+    )
+}
+
+/// [`udp_workers`] from the override (ignored unless a number ≥ 1) and the
+/// core count.
+fn workers_for(override_: Option<&str>, cores: usize) -> usize {
+    override_
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(cores)
         .clamp(1, 8)
 }
 
@@ -409,5 +422,21 @@ pub(crate) fn io(context: &str, source: std::io::Error) -> DnsError {
     DnsError::Io {
         context: context.to_string(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::workers_for;
+
+    #[test]
+    fn udp_workers_follow_the_cores_unless_overridden() {
+        assert_eq!(workers_for(None, 2), 2);
+        assert_eq!(workers_for(None, 0), 1);
+        assert_eq!(workers_for(None, 64), 8);
+        assert_eq!(workers_for(Some("1"), 2), 1);
+        assert_eq!(workers_for(Some(" 4 "), 2), 4);
+        assert_eq!(workers_for(Some("0"), 2), 2);
+        assert_eq!(workers_for(Some("many"), 2), 2);
     }
 }

@@ -116,6 +116,10 @@ pub struct NodeArgs {
     /// separated); default: the node's /etc/resolv.conf.
     #[arg(long, value_delimiter = ',')]
     pub dns_upstream: Vec<SocketAddr>,
+    /// Masquerade with `fully-random` source ports, as kube-proxy does;
+    /// default: keep the client's port while free (faster new connections).
+    #[arg(long)]
+    pub masquerade_fully_random: bool,
 }
 
 /// `portico agent`.
@@ -193,6 +197,27 @@ mod tests {
             up.cluster.service_cluster_ip_range.to_string(),
             "10.96.0.0/12"
         );
+    }
+
+    #[test]
+    fn masquerade_fully_random_is_off_unless_asked_for() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["portico", "agent", "--kubeconfig", "/k"];
+            argv.extend_from_slice(extra);
+            let Command::Agent(a) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not agent")
+            };
+            a.node.masquerade_fully_random
+        };
+        assert!(!parse(&[]));
+        assert!(parse(&["--masquerade-fully-random"]));
+        let Command::Up(up) = Cli::try_parse_from(["portico", "up", "--masquerade-fully-random"])
+            .unwrap()
+            .command
+        else {
+            panic!("not up")
+        };
+        assert!(up.node.masquerade_fully_random);
     }
 
     #[test]

@@ -173,6 +173,7 @@ pub async fn run_node(
         node_ips: vec![node.ip.into()],
         nodeport_addresses: node.args.nodeport_addresses.clone(),
         cluster_cidr: node.cluster_cidr.into(),
+        masquerade_fully_random: node.args.masquerade_fully_random,
         healthz_bind: None,
         metrics: None,
     };

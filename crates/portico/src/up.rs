@@ -166,6 +166,9 @@ async fn multi_node(args: UpArgs, nodes: u8) -> anyhow::Result<()> {
             argv.push("--nodeport-addresses".into());
             argv.push(list.join(","));
         }
+        if args.node.masquerade_fully_random {
+            argv.push("--masquerade-fully-random".into());
+        }
         agents.push(Agent {
             ns,
             exe: exe.clone(),

@@ -391,6 +391,11 @@ fn single_node_runs_pods_like_kubernetes() {
     deleted_pod_is_replaced(&c, &nginx);
     failing_readiness_probe(&c);
     unsupported_image_waits(&c);
+    assert!(
+        !c.log().contains("falling back to ip"),
+        "a pod sandbox fell back to `ip`:\n{}",
+        c.log()
+    );
 }
 
 const SPREAD: &str = r#"apiVersion: apps/v1
@@ -437,6 +442,12 @@ fn three_nodes_route_pods_clean_up_and_come_back() {
 
     c.apply_yaml(SPREAD);
     let spread = wait_ready(&c, "app=spread", 6, Duration::from_secs(30));
+    // Agents in node namespaces make pod sandboxes over rtnetlink, not `ip`.
+    assert!(
+        !c.log().contains("falling back to ip"),
+        "a pod sandbox fell back to `ip`:\n{}",
+        c.log()
+    );
     // The scheduler spreads the replicas of one owner: 2 per node.
     let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &spread {

@@ -218,6 +218,7 @@ fn main() {
         cluster_cidr: "10.244.0.0/16".parse().unwrap(),
         nodeport_addresses: vec![],
         shards,
+        masquerade_fully_random: false,
     };
     println!("| path (shards = {shards}) | connects | p50 | p99 | mean |");
     println!("|---|---|---|---|---|");

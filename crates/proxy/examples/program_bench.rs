@@ -3,6 +3,9 @@
 //! Service's endpoints changed, through the `nft` applier, the netlink one,
 //! or both. Needs root. Usage:
 //! `cargo run --release -p portico-proxy --example program_bench -- [--applier nft|netlink|both] 1000 10000 30000`
+//! Environment: `BENCH_PHASES=1` prints memory by phase, `BENCH_CACHE=1`
+//! plans through the proxy's watch cache (every Service and EndpointSlice
+//! held as the agent holds them) so the RSS includes it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher::Event;
+use portico_proxy::cache::Cache;
 use portico_proxy::model::service_ports;
 use portico_proxy::plan::{plan_service, Base, ServicePlan};
 use portico_proxy::{ConntrackCli, Nft, NftCli, NftNetlink, Proxier, Txn};
@@ -82,12 +87,15 @@ fn phases(desired: &BTreeMap<String, Arc<ServicePlan>>, base: &Base) {
         plans: desired.values().map(|p| &**p).collect(),
     };
     let t = Instant::now();
-    let batch = enc.encode(&txn).unwrap();
+    let batches = enc.encode(&txn).unwrap();
+    let sizes: Vec<usize> = batches.iter().map(|b| b.byte_len()).collect();
     println!(
-        "phase batch encoded in {}: {} messages, {} MiB, RSS {} MiB (+{} MiB), peak {} MiB",
+        "phase batches encoded in {}: {} transactions, {} messages, {} MiB (largest {} KiB), RSS {} MiB (+{} MiB), peak {} MiB",
         ms(t.elapsed()),
-        batch.len(),
-        batch.byte_len() >> 20,
+        batches.len(),
+        batches.iter().map(|b| b.len()).sum::<usize>(),
+        sizes.iter().sum::<usize>() >> 20,
+        sizes.iter().max().unwrap_or(&0) >> 10,
         status_kib("VmRSS:") / 1024,
         status_kib("VmRSS:").saturating_sub(rss) / 1024,
         status_kib("VmHWM:") / 1024
@@ -127,6 +135,7 @@ fn main() {
         cluster_cidr: "10.244.0.0/16".parse().unwrap(),
         nodeport_addresses: vec![],
         shards,
+        masquerade_fully_random: false,
     };
     println!("| applier | Services × 10 endpoints | plan | full sync | rules | +1 Service | endpoints of 1 Service changed | RSS after | peak RSS |");
     println!("|---|---|---|---|---|---|---|---|---|");
@@ -160,8 +169,23 @@ fn run(applier: &str, n: u32, base: &Base) {
     let mut proxier = Proxier::new(nft, ConntrackCli { prefix }, base.clone());
 
     let t = Instant::now();
+    // `BENCH_CACHE=1`: keep every Service and EndpointSlice in the proxy's
+    // watch cache and plan from it, as the agent does, so RSS includes it.
+    let mut cache = std::env::var_os("BENCH_CACHE").map(|_| Cache::default());
     let mut desired: BTreeMap<String, Arc<ServicePlan>> = (0..n)
-        .map(|i| (format!("bench/svc-{i}"), plan(i, 0, base)))
+        .map(|i| {
+            let key = format!("bench/svc-{i}");
+            let p = match &mut cache {
+                Some(c) => {
+                    let (svc, slice) = service(i, 0);
+                    c.service_event(Event::Apply(svc));
+                    c.slice_event(Event::Apply(slice));
+                    Arc::new(c.plan(&key, "n1", base).unwrap())
+                }
+                None => plan(i, 0, base),
+            };
+            (key, p)
+        })
         .collect();
     let plan_time = t.elapsed();
     let all: BTreeSet<String> = desired.keys().cloned().collect();

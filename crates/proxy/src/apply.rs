@@ -80,7 +80,9 @@ pub trait Nft: Send {
     fn apply(&mut self, script: &str) -> Result<(), ProxyError>;
 
     /// Applies `txn` atomically (all or nothing). By default as a script
-    /// through [`Nft::apply`]; the netlink applier encodes it directly.
+    /// through [`Nft::apply`]; the netlink applier encodes it directly and
+    /// commits a [`Txn::Full`] as one transaction per table (each table all
+    /// or nothing; after a failure the next sync is a full one again).
     fn apply_txn(&mut self, txn: &Txn<'_>) -> Result<(), ProxyError> {
         self.apply(&txn.script())
     }

@@ -210,6 +210,7 @@ mod tests {
                 cluster_cidr: "10.244.0.0/16".parse().unwrap(),
                 nodeport_addresses: vec![],
                 shards: 1,
+                masquerade_fully_random: false,
             },
         );
         assert!(plan
@@ -229,6 +230,7 @@ mod tests {
                 cluster_cidr: "10.244.0.0/16".parse().unwrap(),
                 nodeport_addresses: vec![],
                 shards: 1,
+                masquerade_fully_random: false,
             },
         );
         assert!(plan

@@ -14,6 +14,7 @@ pub mod model;
 pub mod netlink;
 pub mod nl;
 pub mod nlexpr;
+mod nlfull;
 pub mod nlmsg;
 pub mod nlskel;
 pub mod plan;
@@ -88,6 +89,9 @@ pub struct ProxyConfig {
     pub nodeport_addresses: Vec<IpNet>,
     /// Pod network (e.g. 10.244.0.0/16): sources inside it are pods.
     pub cluster_cidr: IpNet,
+    /// `--masquerade-fully-random`: kube-proxy's `masquerade fully-random`
+    /// instead of plain `masquerade` (see [`plan::Base`]).
+    pub masquerade_fully_random: bool,
     /// Where to serve `/healthz` and `/metrics`, if anywhere.
     pub healthz_bind: Option<SocketAddr>,
     /// Metrics handles to update (register them in your registry first);
@@ -117,6 +121,7 @@ impl ProxyConfig {
             cluster_cidr,
             nodeport_addresses,
             shards: plan::DEFAULT_SHARDS,
+            masquerade_fully_random: self.masquerade_fully_random,
         })
     }
 }
@@ -214,6 +219,7 @@ mod tests {
                 "fd00::/64".parse().unwrap(),
             ],
             cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+            masquerade_fully_random: false,
             healthz_bind: None,
             metrics: None,
         };

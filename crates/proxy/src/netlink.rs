@@ -1,21 +1,21 @@
 //! The netlink applier: [`NftNetlink`] programs a [`Txn`] as one nf_tables
-//! batch over a `NETLINK_NETFILTER` socket, with no `nft` process and
+//! batch over a `NETLINK_NETFILTER` socket (a full sync as one per table,
+//! [`crate::nlfull`]), with no `nft` process and
 //! without listing the kernel tables. It builds the same tables as the `nft`
 //! text (`render`), object for object ([`crate::nlskel`] for the skeletons,
 //! [`crate::nlmsg`] for the messages).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use crate::apply::{Nft, Txn};
 use crate::nl::{Batch, MsgType, NfSocket};
 use crate::nlexpr as x;
+use crate::nlfull;
 use crate::nlmsg::{
     affinity_set, chain, delete_chain, delete_set, flush, hairpin_elements, map_elements, rule,
     table,
 };
-use crate::nlskel;
-use crate::plan::{all_tables, Base, Map, ServicePlan, Table};
+use crate::plan::{all_tables, Map, Table};
 use crate::render::Diff;
 use crate::ProxyError;
 
@@ -56,79 +56,35 @@ impl NftNetlink {
         self.set_id
     }
 
-    /// Encodes `txn` into a batch (exposed for tests and benchmarks).
-    pub fn encode(&mut self, txn: &Txn<'_>) -> Result<Batch, ProxyError> {
+    /// Encodes `txn` into its batches, one per transaction (exposed for
+    /// tests and benchmarks): a full sync is one per table
+    /// ([`crate::nlfull`]), anything else one.
+    pub fn encode(&mut self, txn: &Txn<'_>) -> Result<Vec<Batch>, ProxyError> {
         let mut b = Batch::new();
         match txn {
             Txn::DeleteTable => delete_all_tables(&mut b),
-            Txn::Full { base, plans } => self.full(&mut b, base, plans)?,
+            Txn::Full { base, plans } => {
+                let mut out = Vec::new();
+                let mut failed = None;
+                nlfull::encode(base, plans, |r| match r {
+                    Ok(b) => {
+                        out.push(b);
+                        true
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                });
+                return failed.map_or(Ok(out), Err);
+            }
             Txn::Incremental {
                 diff,
                 delete_chains,
                 delete_sets,
             } => self.incremental(&mut b, diff, delete_chains, delete_sets)?,
         }
-        Ok(b)
-    }
-
-    fn full(
-        &mut self,
-        b: &mut Batch,
-        base: &Base,
-        plans: &[&ServicePlan],
-    ) -> Result<(), ProxyError> {
-        delete_all_tables(b);
-        let mut id = self.set_id;
-        let mut next_id = || {
-            id = id.wrapping_add(1);
-            id
-        };
-        table(b, MsgType::NewTable, Table::Shared);
-        nlskel::shared(b, base, &mut next_id);
-        for t in base.shard_tables() {
-            if let Table::Shard(k) = t {
-                table(b, MsgType::NewTable, t);
-                nlskel::shard(b, base, k, &mut next_id);
-            }
-        }
-        self.set_id = id;
-        for p in plans {
-            for (name, timeout) in &p.sets {
-                let id = self.next_set_id();
-                affinity_set(b, Table::Shard(p.shard), name, *timeout, id);
-            }
-            for name in p.chains.keys() {
-                chain(b, p.chain_table(name), name, None);
-            }
-        }
-        for p in plans {
-            for (name, rules) in &p.chains {
-                let t = p.chain_table(name);
-                for r in rules {
-                    rule(b, t, name, |b| x::encode_rule(b, r));
-                }
-            }
-        }
-        let mut elements: BTreeMap<(Table, Map), Vec<(&str, &str)>> = BTreeMap::new();
-        for p in plans {
-            for ((m, k), v) in &p.elements {
-                elements
-                    .entry((m.table(p.shard), *m))
-                    .or_default()
-                    .push((k, v));
-            }
-        }
-        for ((t, m), elems) in &elements {
-            map_elements(b, MsgType::NewSetElem, *t, *m, elems)?;
-        }
-        let mut hairpin: Vec<Ipv4Addr> = plans
-            .iter()
-            .flat_map(|p| p.hairpin.iter().copied())
-            .collect();
-        hairpin.sort_unstable();
-        hairpin.dedup();
-        hairpin_elements(b, MsgType::NewSetElem, &hairpin);
-        Ok(())
+        Ok(vec![b])
     }
 
     fn incremental(
@@ -196,7 +152,12 @@ impl Nft for NftNetlink {
     }
 
     fn apply_txn(&mut self, txn: &Txn<'_>) -> Result<(), ProxyError> {
-        let batch = self.encode(txn)?;
-        self.sock.commit(batch)
+        if let Txn::Full { base, plans } = txn {
+            return nlfull::commit(&mut self.sock, base, plans);
+        }
+        for batch in self.encode(txn)? {
+            self.sock.commit(batch)?;
+        }
+        Ok(())
     }
 }

@@ -282,10 +282,18 @@ pub fn dnat(b: &mut Batch, ip: Ipv4Addr, port: u16) {
     });
 }
 
-/// `masquerade` (no port randomisation flags: the source port is kept when
-/// free; see `nlskel`'s masquerading chain for why).
-pub fn masquerade(b: &mut Batch) {
-    expr(b, "masq", |_| {});
+/// `NF_NAT_RANGE_PROTO_RANDOM_FULLY` (`include/uapi/linux/netfilter/nf_nat.h`).
+const NF_NAT_RANGE_PROTO_RANDOM_FULLY: u32 = 1 << 4;
+
+/// `masquerade`, or `masquerade fully-random` (`NFTA_MASQ_FLAGS`). Without
+/// the flag the source port is kept when free (see `render_shared` for why
+/// that is the default).
+pub fn masquerade(b: &mut Batch, fully_random: bool) {
+    expr(b, "masq", |b| {
+        if fully_random {
+            b.be32(1, NF_NAT_RANGE_PROTO_RANDOM_FULLY); // NFTA_MASQ_FLAGS
+        }
+    });
 }
 
 /// `reject` (ICMP port unreachable, as `nft` does in the ip family).

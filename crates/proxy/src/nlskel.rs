@@ -97,7 +97,7 @@ pub fn shared(b: &mut Batch, base: &Base, next_id: NextId<'_>) {
         x::saddr(b, REG_1);
         x::daddr(b, x::REG32_01);
         x::lookup(b, "hairpin", REG_1, None);
-        x::masquerade(b);
+        x::masquerade(b, base.masquerade_fully_random);
     });
     rule(b, t, "masquerading", |b| {
         x::meta(b, x::META_MARK, REG_1);
@@ -110,8 +110,11 @@ pub fn shared(b: &mut Batch, base: &Base, next_id: NextId<'_>) {
         x::bitwise(b, REG_1, &[0xff; 4], &MASQ_MARK_BIT.to_ne_bytes());
         x::meta_set(b, x::META_MARK, REG_1);
     });
-    // Plain `masquerade` (no `fully-random`): see `render_shared` for why.
-    rule(b, t, "masquerading", x::masquerade);
+    // Plain `masquerade` unless `fully-random` is asked for: see
+    // `render_shared` for why.
+    rule(b, t, "masquerading", |b| {
+        x::masquerade(b, base.masquerade_fully_random)
+    });
 }
 
 /// One shard table's objects (the table itself must exist).

@@ -354,6 +354,12 @@ pub struct Base {
     pub nodeport_addresses: Vec<Ipv4Net>,
     /// Number of shard tables (1..=[`MAX_SHARDS`]; [`DEFAULT_SHARDS`] normally).
     pub shards: u16,
+    /// `masquerade fully-random` (kube-proxy's choice, against the SNAT
+    /// port-allocation race) instead of plain `masquerade`, which keeps the
+    /// client's source port while it is free. Off by default: rewritten
+    /// ports make new connections hit the server's TIME_WAIT sockets
+    /// (see `render_shared`).
+    pub masquerade_fully_random: bool,
 }
 
 impl Base {
@@ -679,6 +685,7 @@ mod tests {
             cluster_cidr: "10.244.0.0/16".parse().unwrap(),
             nodeport_addresses: vec![],
             shards: DEFAULT_SHARDS,
+            masquerade_fully_random: false,
         }
     }
 

@@ -83,6 +83,11 @@ fn write_table(out: &mut String, table: Table, decls: &[String], chains: &[(&str
 /// masquerade and hairpin.
 pub fn render_shared(base: &Base) -> String {
     let (np_match, np_decl) = nodeport_match(base);
+    let masquerade = if base.masquerade_fully_random {
+        "masquerade fully-random"
+    } else {
+        "masquerade"
+    };
     let mut decls = vec!["set hairpin { type ipv4_addr . ipv4_addr; }".to_string()];
     decls.extend(np_decl);
     let chains: Vec<(&str, Vec<String>)> = vec![
@@ -144,24 +149,24 @@ pub fn render_shared(base: &Base) -> String {
                 "jump masquerading".into(),
             ],
         ),
-        // Plain `masquerade`, not kube-proxy's `fully-random`: the source
-        // port is kept while the node-side tuple is free. A rewritten port
-        // lands new SYNs on the server's TIME_WAIT sockets of unrelated
-        // earlier connections, whose sequence numbers and TCP timestamps
-        // (per original 4-tuple / address pair) do not follow on, and the
-        // server drops them (PAWS) until the SYN is retransmitted a second
-        // later: new connections ran at a quarter of direct (BENCHMARKS.md).
-        // A port clash still gets a fresh port; `conntrack -S` in the data
-        // plane bench shows no insert failures without the flag.
+        // Plain `masquerade` by default, not kube-proxy's `fully-random`:
+        // the source port is kept while the node-side tuple is free. A
+        // rewritten port lands new SYNs on the server's TIME_WAIT sockets of
+        // unrelated earlier connections, whose sequence numbers and TCP
+        // timestamps do not follow on; the server refuses them (PAWS) and
+        // the client has to retransmit the SYN: new connections ran at a
+        // quarter of direct (BENCHMARKS.md). A port clash still gets a fresh
+        // port; `conntrack -S` in the data plane bench shows no insert
+        // failures without the flag. `--masquerade-fully-random` restores it.
         (
             "masquerading",
             vec![
                 // Hairpin: a pod reaching itself through a Service must see the
                 // node as the source, or it would answer itself directly.
-                "ct status dnat ip saddr . ip daddr @hairpin masquerade".into(),
+                format!("ct status dnat ip saddr . ip daddr @hairpin {masquerade}"),
                 format!("meta mark & {MASQ_MARK} == 0 return"),
                 format!("meta mark set meta mark xor {MASQ_MARK}"),
-                "masquerade".into(),
+                masquerade.into(),
             ],
         ),
     ];

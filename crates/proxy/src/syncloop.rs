@@ -243,6 +243,7 @@ mod tests {
             cluster_cidr: "10.244.0.0/16".parse().unwrap(),
             nodeport_addresses: vec![],
             shards: crate::plan::DEFAULT_SHARDS,
+            masquerade_fully_random: false,
         };
         let shard = crate::plan::Table::Shard(crate::plan::shard_of("default/web", base.shards));
         let proxier = Proxier::new(rec.clone(), NoConntrack, base.clone());

@@ -1,12 +1,13 @@
 //! Kernel test of the masquerade's effect on new connections: many
 //! sequential short connections through Service paths (node → ClusterIP, not
-//! masqueraded; outside client → NodePort, masqueraded) must all be accepted
-//! at once by a
-//! server that closes first (so it holds TIME_WAIT sockets), with no SYN
-//! refused by PAWS and no SYN retransmitted. A masquerade that rewrites
-//! source ports (`fully-random`) lands new SYNs on unrelated TIME_WAIT
-//! sockets, whose timestamps do not follow on, and fails this. Needs root
-//! (network namespaces); skips without it.
+//! masqueraded; outside client → NodePort, masqueraded) to a server that
+//! closes first (so it holds TIME_WAIT sockets). With the default plain
+//! `masquerade` every connection is accepted at once: no SYN refused by PAWS,
+//! none retransmitted. With `--masquerade-fully-random` (kube-proxy's choice)
+//! the rewritten source ports land new SYNs on unrelated TIME_WAIT sockets,
+//! whose timestamps do not follow on: the server refuses the SYN and the
+//! client must retransmit it. The test checks that difference both ways.
+//! Needs root (network namespaces); skips without it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -21,15 +22,17 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use netns::*;
+use portico_proxy::plan::Base;
 use portico_proxy::{ConntrackCli, Nft, NftCli, NftNetlink, Proxier};
 use serde_json::json;
 
 /// Connections per path: with random source ports dozens of 4,000 land on
-/// a server TIME_WAIT tuple whose conntrack entry is gone, so the old rules
-/// fail reliably; a kept port never repeats within the client's ~14,000
-/// ports of one parity.
+/// a server TIME_WAIT tuple whose conntrack entry is gone (40–48 PAWS
+/// refusals per run measured), so `fully-random` shows reliably; a kept
+/// port never repeats within the client's ~14,000 ports of one parity.
 const CONNECTIONS: usize = 4000;
-/// The whole run per path may not take longer (each refused SYN costs 1 s).
+/// The whole run per path may not take longer (a refused SYN can cost the
+/// 1 s SYN retransmit timeout).
 const RUN_LIMIT: Duration = Duration::from_secs(40);
 /// Backend ports: one per path, so the paths do not share server TIME_WAIT
 /// tuples (both are masqueraded to the same node address).
@@ -95,8 +98,19 @@ impl Drop for CloseFirstServer {
     }
 }
 
+/// How a run of sequential connections through one path went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    /// Connections completed.
+    done: usize,
+    /// SYNs the server refused in TIME_WAIT (PAWS), in the pod's namespace.
+    paws: u64,
+    /// SYNs the client retransmitted.
+    syn_retrans: u64,
+}
+
 /// Sequential connections from `ns` to `target`, each read to the server's
-/// close; returns how many completed before the limit.
+/// close, until [`CONNECTIONS`] or [`RUN_LIMIT`]; returns how many completed.
 fn connect_many(ns: &str, target: SocketAddr) -> usize {
     in_netns(ns, move || {
         let started = Instant::now();
@@ -113,20 +127,22 @@ fn connect_many(ns: &str, target: SocketAddr) -> usize {
     })
 }
 
-fn new_connections_through_services_never_hit_time_wait(applier: &str) {
-    if !is_root() {
-        eprintln!("skipping: kernel tests need root to create network namespaces");
-        return;
-    }
+/// A topology with the close-first servers and the `web` Service (ClusterIP
+/// port 80 → 9090, NodePort 30081 → 9091) programmed with `b`.
+struct Setup {
+    t: Topology,
+    _servers: [CloseFirstServer; 2],
+}
+
+fn setup(applier: &str, b: &Base) -> Setup {
     let t = Topology::new();
-    let _servers =
+    let servers =
         [CLUSTER_IP_BACKEND, NODE_PORT_BACKEND].map(|p| CloseFirstServer::start(&t.pod_a, p));
     let nft: Box<dyn Nft> = if applier == "netlink" {
         Box::new(NftNetlink::open_in_netns(&t.node).unwrap())
     } else {
         Box::new(NftCli { prefix: t.prefix() })
     };
-    let b = base();
     let mut p = Proxier::new(nft, ConntrackCli { prefix: t.prefix() }, b.clone());
     let s = svc(
         "web",
@@ -143,11 +159,22 @@ fn new_connections_through_services_never_hit_time_wait(applier: &str) {
         ],
     )];
     let key = "default/web".to_string();
-    let desired = [(key.clone(), Arc::new(plan(&s, &slices, "node-a", &b)))]
+    let desired = [(key.clone(), Arc::new(plan(&s, &slices, "node-a", b)))]
         .into_iter()
         .collect();
     p.sync(&desired, &[key].into_iter().collect(), Instant::now())
         .unwrap();
+    Setup {
+        t,
+        _servers: servers,
+    }
+}
+
+/// Runs both paths (node → ClusterIP, client → NodePort) programmed with
+/// `b` through `applier`; returns the ruleset listing and each path's outcome.
+fn run_paths(applier: &str, b: &Base) -> (String, [Outcome; 2]) {
+    let s = setup(applier, b);
+    let t = &s.t;
     // Conntrack keeps a closed connection's entry (TIME_WAIT, 120 s) longer
     // than the server keeps its TIME_WAIT socket (60 s), which hides the
     // clash in a short test: NAT never reuses a port with a live entry. A
@@ -160,32 +187,129 @@ fn new_connections_through_services_never_hit_time_wait(applier: &str) {
         .unwrap();
     assert!(status.success());
 
-    for (ns, target) in [
+    let outcomes = [
         (&t.node, "10.96.0.30:80".to_string()),
         (&t.client, format!("{NODE_IP}:30081")),
-    ] {
+    ]
+    .map(|(ns, target)| {
         let paws0 = tcpext(&t.pod_a, "PAWSTimewait");
         let syn0 = tcpext(ns, "TCPSynRetrans");
-        let started = Instant::now();
         let done = connect_many(ns, addr(&target));
-        let took = started.elapsed();
-        let paws = tcpext(&t.pod_a, "PAWSTimewait") - paws0;
-        let syn = tcpext(ns, "TCPSynRetrans") - syn0;
+        Outcome {
+            done,
+            paws: tcpext(&t.pod_a, "PAWSTimewait") - paws0,
+            syn_retrans: tcpext(ns, "TCPSynRetrans") - syn0,
+        }
+    });
+    eprintln!(
+        "{applier}, fully_random = {}: {outcomes:?}",
+        b.masquerade_fully_random
+    );
+    (t.list_table(), outcomes)
+}
+
+/// Every connection through both paths is accepted at once with the default
+/// (plain) masquerade.
+fn plain_masquerade_never_hits_time_wait(applier: &str) {
+    if !is_root() {
+        eprintln!("skipping: kernel tests need root to create network namespaces");
+        return;
+    }
+    let b = base();
+    assert!(
+        !b.masquerade_fully_random,
+        "the default is plain masquerade"
+    );
+    let (ruleset, outcomes) = run_paths(applier, &b);
+    assert!(ruleset.contains("masquerade"), "{ruleset}");
+    assert!(!ruleset.contains("fully-random"), "{ruleset}");
+    let clean = Outcome {
+        done: CONNECTIONS,
+        paws: 0,
+        syn_retrans: 0,
+    };
+    assert_eq!(
+        outcomes,
+        [clean.clone(), clean],
+        "node → ClusterIP, client → NodePort: connections done, SYNs refused by PAWS \
+         in TIME_WAIT, SYN retransmits"
+    );
+}
+
+/// With `fully-random` the masqueraded NodePort path hits TIME_WAIT clashes
+/// (40–48 of 4,000 connections in runs on 2026-12-05); the node → ClusterIP path (not masqueraded) stays clean, so the
+/// difference is the port rewrite alone.
+fn fully_random_masquerade_hits_time_wait(applier: &str) {
+    if !is_root() {
+        eprintln!("skipping: kernel tests need root to create network namespaces");
+        return;
+    }
+    let b = Base {
+        masquerade_fully_random: true,
+        ..base()
+    };
+    let (ruleset, [cluster_ip, node_port]) = run_paths(applier, &b);
+    assert_eq!(
+        ruleset.matches("masquerade fully-random").count(),
+        2,
+        "hairpin and marked traffic: {ruleset}"
+    );
+    assert_eq!(
+        cluster_ip,
+        Outcome {
+            done: CONNECTIONS,
+            paws: 0,
+            syn_retrans: 0,
+        },
+        "node → ClusterIP is not masqueraded"
+    );
+    assert!(
+        node_port.done == CONNECTIONS && node_port.paws > 0 && node_port.syn_retrans > 0,
+        "client → NodePort with fully-random: expected PAWS refusals and SYN \
+         retransmits, got {node_port:?}"
+    );
+}
+
+#[test]
+fn plain_masquerade_never_hits_time_wait_nft() {
+    plain_masquerade_never_hits_time_wait("nft");
+}
+
+#[test]
+fn plain_masquerade_never_hits_time_wait_netlink() {
+    plain_masquerade_never_hits_time_wait("netlink");
+}
+
+#[test]
+fn fully_random_masquerade_hits_time_wait_nft() {
+    fully_random_masquerade_hits_time_wait("nft");
+}
+
+#[test]
+fn fully_random_masquerade_hits_time_wait_netlink() {
+    fully_random_masquerade_hits_time_wait("netlink");
+}
+
+/// Both appliers program the same `masquerade fully-random` rules (the
+/// netlink `NFTA_MASQ_FLAGS` is what `nft` writes for the keyword).
+#[test]
+fn fully_random_is_the_same_over_netlink_and_nft() {
+    if !is_root() {
+        eprintln!("skipping: kernel tests need root to create network namespaces");
+        return;
+    }
+    for fully_random in [false, true] {
+        let b = Base {
+            masquerade_fully_random: fully_random,
+            ..base()
+        };
+        let (cli, nl) = (setup("nft", &b), setup("netlink", &b));
+        let listing = cli.t.list_table();
+        assert_eq!(listing, nl.t.list_table(), "fully_random = {fully_random}");
         assert_eq!(
-            (done, paws, syn),
-            (CONNECTIONS, 0, 0),
-            "{target} from {ns}: connections done, SYNs refused by PAWS in TIME_WAIT, \
-             SYN retransmits (in {took:?})"
+            listing.matches("masquerade fully-random").count(),
+            if fully_random { 2 } else { 0 },
+            "{listing}"
         );
     }
-}
-
-#[test]
-fn new_connections_through_services_never_hit_time_wait_nft() {
-    new_connections_through_services_never_hit_time_wait("nft");
-}
-
-#[test]
-fn new_connections_through_services_never_hit_time_wait_netlink() {
-    new_connections_through_services_never_hit_time_wait("netlink");
 }

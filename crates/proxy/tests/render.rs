@@ -60,6 +60,22 @@ fn base_table_with_nodeport_addresses() {
     insta::assert_snapshot!("base_nodeport_addresses", skeleton(&b));
 }
 
+/// `--masquerade-fully-random`: kube-proxy's `masquerade fully-random` on
+/// both masquerade rules; nothing else in the skeleton changes.
+#[test]
+fn base_table_with_fully_random_masquerade() {
+    let b = Base {
+        masquerade_fully_random: true,
+        ..base()
+    };
+    let text = skeleton(&b);
+    assert_eq!(
+        text.replace("masquerade fully-random", "masquerade"),
+        skeleton(&base())
+    );
+    insta::assert_snapshot!("base_fully_random", text);
+}
+
 #[test]
 fn cluster_ip() {
     let s = svc(

@@ -16,6 +16,7 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
+use crate::cache::Cache;
 use crate::index::LabelIndex;
 use crate::queue::{run_workers, WorkQueue};
 use crate::util::{ignore_not_found, key_of, split_key};
@@ -31,10 +32,10 @@ const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(3);
 
 struct Ctl {
     client: Client,
-    services: Store<Service>,
+    services: Cache<Service>,
     pods: Store<Pod>,
-    slices: Store<EndpointSlice>,
-    endpoints: Store<Endpoints>,
+    slices: Cache<EndpointSlice>,
+    endpoints: Cache<Endpoints>,
     pod_index: Arc<LabelIndex>,
     slice_index: Arc<LabelIndex>,
     expectations: Mutex<HashMap<String, (Instant, Vec<Expect>)>>,
@@ -140,10 +141,10 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
     ];
     let ctl = Arc::new(Ctl {
         client: shared.client.clone(),
-        services: inf.services.store(),
+        services: inf.services.cache(),
         pods: inf.pods.store(),
-        slices: inf.slices.store(),
-        endpoints: inf.endpoints.store(),
+        slices: inf.slices.cache(),
+        endpoints: inf.endpoints.cache(),
         pod_index,
         slice_index,
         expectations: Mutex::new(HashMap::new()),
@@ -179,7 +180,7 @@ impl Ctl {
             .containing(ns, &sel)
             .into_iter()
             .filter_map(|n| self.slices.get(&ObjectRef::new(&n).within(ns)))
-            .map(|s| (*s).clone())
+            .map(Arc::unwrap_or_clone)
             .collect()
     }
 

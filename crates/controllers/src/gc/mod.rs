@@ -8,10 +8,11 @@
 
 pub mod graph;
 mod namespace;
+pub mod store;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -20,30 +21,12 @@ use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patc
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::index::OwnerIndex;
 use crate::informer::Informer;
 use crate::queue::{run_workers, WorkQueue};
 use crate::util;
 use crate::{ControllerError, Informers, Shared};
 use graph::{DependentAction, OwnerAction};
-
-/// What the collector knows about one object.
-#[derive(Debug, Clone)]
-struct GraphNode {
-    /// Shared by every node of a kind (an `ApiResource` is five strings).
-    resource: Arc<ApiResource>,
-    namespace: Option<String>,
-    name: String,
-    owners: Vec<OwnerReference>,
-    finalizers: Vec<String>,
-    deleting: bool,
-}
-
-#[derive(Default)]
-struct Graph {
-    nodes: RwLock<HashMap<String, GraphNode>>,
-    dependents: OwnerIndex,
-}
+use store::{Graph, GraphNode};
 
 struct Ctl {
     client: Client,
@@ -53,55 +36,52 @@ struct Ctl {
 
 fn track<K>(inf: &mut Informer<K>, graph: Arc<Graph>, queue: WorkQueue)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let resource = Arc::new(ApiResource::erase::<K>(&()));
-    inf.on_change(move |old, new| {
-        match new {
-            Some(obj) => {
-                let uid = obj.uid().unwrap_or_default();
-                let node = GraphNode {
-                    resource: resource.clone(),
-                    namespace: obj.namespace(),
-                    name: obj.name_any(),
-                    owners: obj.owner_references().to_vec(),
-                    finalizers: obj.finalizers().to_vec(),
-                    deleting: obj.meta().deletion_timestamp.is_some(),
-                };
-                let interesting = !node.owners.is_empty()
-                    || (node.deleting
-                        && node
-                            .finalizers
-                            .iter()
-                            .any(|f| f == graph::FOREGROUND || f == graph::ORPHAN));
-                graph
-                    .dependents
-                    .set(&uid, node.owners.iter().map(|o| o.uid.clone()).collect());
-                if node.deleting {
-                    // A dependent going away may let a foreground owner finish.
-                    node.owners.iter().for_each(|o| queue.add(o.uid.clone()));
-                }
-                if let Ok(mut nodes) = graph.nodes.write() {
-                    nodes.insert(uid.clone(), node);
-                }
-                if interesting {
-                    queue.add(uid);
-                }
-            }
-            None => {
-                if let Some(obj) = old {
-                    let uid = obj.uid().unwrap_or_default();
-                    if let Ok(mut nodes) = graph.nodes.write() {
-                        nodes.remove(&uid);
-                    }
-                    graph.dependents.remove(&uid);
-                    for d in graph.dependents.dependents(&uid) {
-                        queue.add(d);
-                    }
-                    obj.owner_references()
+    inf.on_change(move |old, new| match new {
+        Some(obj) => {
+            let uid = obj.uid().unwrap_or_default();
+            let node = GraphNode {
+                resource: resource.clone(),
+                namespace: obj.namespace(),
+                name: obj.name_any(),
+                owners: obj.owner_references().to_vec(),
+                finalizers: obj.finalizers().to_vec(),
+                deleting: obj.meta().deletion_timestamp.is_some(),
+            };
+            let interesting = !node.owners.is_empty()
+                || (node.deleting
+                    && node
+                        .finalizers
                         .iter()
-                        .for_each(|o| queue.add(o.uid.clone()));
+                        .any(|f| f == graph::FOREGROUND || f == graph::ORPHAN));
+            if node.deleting {
+                // A dependent going away may let a foreground owner finish.
+                node.owners.iter().for_each(|o| queue.add(o.uid.clone()));
+            }
+            graph.observe(&uid, node);
+            if interesting {
+                queue.add(uid);
+            }
+        }
+        None => {
+            if let Some(obj) = old {
+                let uid = obj.uid().unwrap_or_default();
+                graph.forget(&uid);
+                for d in graph.dependents(&uid) {
+                    queue.add(d);
                 }
+                obj.owner_references()
+                    .iter()
+                    .for_each(|o| queue.add(o.uid.clone()));
             }
         }
     });
@@ -148,7 +128,7 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
 
 impl Ctl {
     fn node(&self, uid: &str) -> Option<GraphNode> {
-        self.graph.nodes.read().ok()?.get(uid).cloned()
+        self.graph.node(uid)
     }
 
     fn api(&self, resource: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {
@@ -187,7 +167,7 @@ impl Ctl {
         owner: &OwnerReference,
         ns: Option<&str>,
     ) -> Result<bool, ControllerError> {
-        if self.node(&owner.uid).is_some() {
+        if self.graph.exists(&owner.uid) {
             return Ok(true);
         }
         let (resource, namespaced) = match self.resolve(&owner.api_version, &owner.kind).await {
@@ -211,7 +191,6 @@ impl Ctl {
         let api = self.api(&node.resource, node.namespace.as_deref());
         let deps: Vec<(String, GraphNode)> = self
             .graph
-            .dependents
             .dependents(uid)
             .into_iter()
             .filter_map(|d| self.node(&d).map(|n| (d, n)))

@@ -11,9 +11,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource};
 
+use crate::cache::Cache;
 use crate::queue::{run_workers, WorkQueue};
 use crate::recorder::Recorder;
 use crate::util::{self, key_of, split_key};
@@ -23,18 +24,54 @@ struct Ctl {
     client: Client,
     recorder: Recorder,
     pools: Vec<ipnet::IpNet>,
-    services: Store<Service>,
+    services: Cache<Service>,
+    /// LoadBalancer Services as the cache shows them, kept by the Service handler.
+    seen: Arc<Mutex<Seen>>,
     /// Addresses written but not yet seen in the cache: service key -> IP.
     inflight: Mutex<HashMap<String, IpAddr>>,
+}
+
+/// The LoadBalancer Services in the cache, so that finding the addresses in use or the
+/// Services waiting for one does not walk (and decode) every cached Service.
+#[derive(Default)]
+struct Seen {
+    /// Services of ours that hold an address: key -> address.
+    held: HashMap<String, IpAddr>,
+    /// Services of ours still without one.
+    waiting: HashSet<String>,
+}
+
+impl Seen {
+    fn update(&mut self, key: &str, svc: Option<&Service>) {
+        self.held.remove(key);
+        self.waiting.remove(key);
+        if let Some(s) = svc.filter(|s| plan::wants_lb(s)) {
+            match plan::current_ip(s) {
+                Some(ip) => {
+                    self.held.insert(key.to_string(), ip);
+                }
+                None => {
+                    self.waiting.insert(key.to_string());
+                }
+            }
+        }
+    }
 }
 
 /// Registers handlers and returns the controller loop.
 pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, ()> {
     let queue = WorkQueue::new();
+    let seen = Arc::new(Mutex::new(Seen::default()));
     {
         let q = queue.clone();
-        let store = inf.services.store();
+        let seen = seen.clone();
         inf.services.on_change(move |old, new| {
+            let Ok(mut seen) = seen.lock() else {
+                return;
+            };
+            if let Some(s) = new.or(old) {
+                seen.update(&key_of(s), new);
+            }
             let had = old.is_some_and(|s| plan::wants_lb(s) && plan::current_ip(s).is_some());
             let has = new.is_some_and(plan::wants_lb);
             if old.is_some_and(plan::wants_lb) || has || old.and_then(plan::current_ip).is_some() {
@@ -44,10 +81,8 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
             }
             // An address may have been freed: retry Services still waiting for one.
             if had && !has {
-                for s in store.state() {
-                    if plan::wants_lb(&s) && plan::current_ip(&s).is_none() {
-                        q.add(key_of(&*s));
-                    }
+                for k in &seen.waiting {
+                    q.add(k.clone());
                 }
             }
         });
@@ -57,7 +92,8 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         client: shared.client.clone(),
         recorder: shared.recorder.for_component("service-controller"),
         pools: shared.config.lb_pools.clone(),
-        services: inf.services.store(),
+        services: inf.services.cache(),
+        seen,
         inflight: Mutex::new(HashMap::new()),
     });
     Box::pin(async move {
@@ -76,13 +112,15 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
 impl Ctl {
     /// Addresses held by Services other than `except`.
     fn used(&self, except: &str) -> HashSet<IpAddr> {
-        let mut used: HashSet<IpAddr> = self
-            .services
-            .state()
-            .iter()
-            .filter(|s| key_of(&***s) != except && plan::wants_lb(s))
-            .filter_map(|s| plan::current_ip(s))
-            .collect();
+        let mut used: HashSet<IpAddr> = match self.seen.lock() {
+            Ok(seen) => seen
+                .held
+                .iter()
+                .filter(|(k, _)| k.as_str() != except)
+                .map(|(_, ip)| *ip)
+                .collect(),
+            Err(_) => HashSet::new(),
+        };
         if let Ok(mut inflight) = self.inflight.lock() {
             // Drop entries the cache now shows, or whose Service went away.
             inflight.retain(|k, ip| {
@@ -172,5 +210,53 @@ impl Ctl {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(type_: &str, class: Option<&str>, ip: Option<&str>) -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"type": type_, "loadBalancerClass": class},
+            "status": {"loadBalancer": {"ingress": ip.map(|i| vec![serde_json::json!({"ip": i})])}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn seen_tracks_held_and_waiting_services_of_ours() {
+        let mut seen = Seen::default();
+        seen.update("default/web", Some(&svc("LoadBalancer", None, None)));
+        assert!(seen.waiting.contains("default/web") && seen.held.is_empty());
+        seen.update(
+            "default/web",
+            Some(&svc("LoadBalancer", None, Some("10.0.0.1"))),
+        );
+        assert_eq!(
+            seen.held.get("default/web"),
+            Some(&"10.0.0.1".parse().unwrap())
+        );
+        assert!(seen.waiting.is_empty());
+        // Another implementation's class, a type change and a delete are not ours.
+        seen.update(
+            "default/web",
+            Some(&svc("LoadBalancer", Some("x.io/lb"), Some("10.0.0.1"))),
+        );
+        assert!(seen.held.is_empty() && seen.waiting.is_empty());
+        seen.update(
+            "default/web",
+            Some(&svc("LoadBalancer", None, Some("10.0.0.1"))),
+        );
+        seen.update(
+            "default/web",
+            Some(&svc("ClusterIP", None, Some("10.0.0.1"))),
+        );
+        assert!(seen.held.is_empty());
+        seen.update("default/web", Some(&svc("LoadBalancer", None, None)));
+        seen.update("default/web", None);
+        assert!(seen.held.is_empty() && seen.waiting.is_empty());
     }
 }

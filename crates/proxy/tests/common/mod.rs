@@ -46,6 +46,7 @@ pub fn base() -> Base {
         cluster_cidr: "10.244.0.0/16".parse().unwrap(),
         nodeport_addresses: vec![],
         shards: portico_proxy::plan::DEFAULT_SHARDS,
+        masquerade_fully_random: false,
     }
 }
 
