@@ -254,24 +254,36 @@ pub async fn wait_pod_cidr(client: &kube::Client, node: &str) -> Ipv4Net {
     }
 }
 
-/// The routes this node needs: every other node's podCIDR via its InternalIP.
+fn pod_cidr(n: &Node) -> Option<Ipv4Net> {
+    n.spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_deref())
+        .and_then(|c| c.parse::<Ipv4Net>().ok())
+}
+
+/// The routes this node needs: every other node's podCIDR via its InternalIP. A range
+/// overlapping this node's own is never routed away: that route would take the node's
+/// own pods off its bridge.
 pub fn plan_routes<'a>(
     me: &str,
-    nodes: impl IntoIterator<Item = &'a Node>,
+    nodes: impl IntoIterator<Item = &'a Node> + Clone,
 ) -> BTreeMap<Ipv4Net, Ipv4Addr> {
+    let own = nodes
+        .clone()
+        .into_iter()
+        .find(|n| n.metadata.name.as_deref() == Some(me))
+        .and_then(pod_cidr);
     let mut out = BTreeMap::new();
     for n in nodes {
         if n.metadata.name.as_deref() == Some(me) {
             continue;
         }
-        let Some(cidr) = n
-            .spec
-            .as_ref()
-            .and_then(|s| s.pod_cidr.as_deref())
-            .and_then(|c| c.parse::<Ipv4Net>().ok())
-        else {
+        let Some(cidr) = pod_cidr(n) else {
             continue;
         };
+        if own.is_some_and(|o| o.contains(&cidr.network()) || cidr.contains(&o.network())) {
+            continue;
+        }
         let ip = n
             .status
             .as_ref()
@@ -348,6 +360,18 @@ mod tests {
             node("n4", Some("10.244.3.0/24"), None),
         ];
         let r = plan_routes("n1", &nodes);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            r.get(&"10.244.1.0/24".parse().unwrap()),
+            Some(&Ipv4Addr::new(192, 168, 5, 3))
+        );
+        // A node claiming n1's own range is not routed (it would cut n1 off its pods).
+        let clash = vec![
+            node("n1", Some("10.244.0.0/24"), Some("192.168.5.2")),
+            node("n2", Some("10.244.1.0/24"), Some("192.168.5.3")),
+            node("n5", Some("10.244.0.0/24"), Some("192.168.5.6")),
+        ];
+        let r = plan_routes("n1", &clash);
         assert_eq!(r.len(), 1);
         assert_eq!(
             r.get(&"10.244.1.0/24".parse().unwrap()),

@@ -27,8 +27,8 @@ struct Ctl {
     nodes: Store<Node>,
     pods: Store<Pod>,
     leases: Store<Lease>,
-    /// Allocations written but not yet seen in the cache: node -> CIDR.
-    inflight: Mutex<HashMap<String, String>>,
+    /// Ranges reserved but not yet seen on their Node in the cache.
+    inflight: Mutex<ipam::Reservations>,
     /// When this controller first saw each node (a grace period after startup).
     first_seen: Mutex<HashMap<String, jiff::Timestamp>>,
 }
@@ -54,7 +54,7 @@ pub(crate) fn setup(inf: &mut Informers, shared: &Shared) -> BoxFuture<'static, 
         nodes: inf.nodes.store(),
         pods: inf.pods.store(),
         leases: inf.leases.store(),
-        inflight: Mutex::new(HashMap::new()),
+        inflight: Mutex::new(ipam::Reservations::default()),
         first_seen: Mutex::new(HashMap::new()),
     });
     Box::pin(async move {
@@ -109,18 +109,18 @@ impl Ctl {
                     .for_each(|c| alloc.occupy(c));
             }
         }
-        if let Ok(mut inflight) = self.inflight.lock() {
-            inflight.retain(|n, _| {
+        let reserved = match self.inflight.lock() {
+            Ok(mut inflight) => inflight.reserve(name, alloc, |n| {
                 self.nodes.get(&ObjectRef::new(n)).is_some_and(|node| {
                     node.spec
                         .as_ref()
                         .and_then(|s| s.pod_cidr.as_ref())
                         .is_none()
                 })
-            });
-            inflight.values().for_each(|c| alloc.occupy(c));
-        }
-        let Some(cidr) = alloc.allocate() else {
+            }),
+            Err(_) => return Ok(Some(Duration::from_secs(1))),
+        };
+        let Some(cidr) = reserved else {
             self.recorder.warning(
                 &node.object_ref(&()),
                 "CIDRNotAvailable",
@@ -128,16 +128,12 @@ impl Ctl {
             );
             return Ok(Some(Duration::from_secs(30)));
         };
-        let cidr = cidr.to_string();
         let api: Api<Node> = Api::all(self.client.clone());
         let patch = serde_json::json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
         util::ignore_not_found(
             api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await,
         )?;
-        if let Ok(mut inflight) = self.inflight.lock() {
-            inflight.insert(name.to_string(), cidr);
-        }
         Ok(None)
     }
 
