@@ -171,7 +171,7 @@ fn run(applier: &str, n: u32, base: &Base) {
     let t = Instant::now();
     // `BENCH_CACHE=1`: keep every Service and EndpointSlice in the proxy's
     // watch cache and plan from it, as the agent does, so RSS includes it.
-    let mut cache = std::env::var_os("BENCH_CACHE").map(|_| Cache::default());
+    let mut cache = std::env::var_os("BENCH_CACHE").map(|_| Cache::new("n1"));
     let mut desired: BTreeMap<String, Arc<ServicePlan>> = (0..n)
         .map(|i| {
             let key = format!("bench/svc-{i}");
@@ -180,7 +180,7 @@ fn run(applier: &str, n: u32, base: &Base) {
                     let (svc, slice) = service(i, 0);
                     c.service_event(Event::Apply(svc));
                     c.slice_event(Event::Apply(slice));
-                    Arc::new(c.plan(&key, "n1", base).unwrap())
+                    Arc::new(c.plan(&key, base).unwrap())
                 }
                 None => plan(i, 0, base),
             };

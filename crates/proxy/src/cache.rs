@@ -1,5 +1,7 @@
 //! In-memory view of Services and EndpointSlices fed by watch events, which
-//! reports the Services each event touches (pure: no IO).
+//! reports the Services each event touches (pure: no IO). Objects are kept
+//! as compact [`crate::view`]s, converted on arrival: the cache holds every
+//! Service and slice of the cluster, so their size is the agent's size.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,37 +9,38 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::Event;
 
-use crate::model::{service_ports, SERVICE_NAME_LABEL};
+use crate::model::SERVICE_NAME_LABEL;
 use crate::plan::{plan_service, Base, ServicePlan};
+use crate::view::{SliceView, SvcView};
+
+/// A Service's slices by name, sorted (one or two per Service: a vector is
+/// far smaller than a map's node).
+type Slices = Vec<(Box<str>, SliceView)>;
 
 /// Services and slices, indexed by `namespace/name` of the Service.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Cache {
-    services: BTreeMap<String, Service>,
-    /// Service key → slice name → slice.
-    slices: BTreeMap<String, BTreeMap<String, EndpointSlice>>,
-    svc_init: Option<BTreeMap<String, Service>>,
-    slice_init: Option<BTreeMap<String, BTreeMap<String, EndpointSlice>>>,
+    /// This node: endpoint locality is resolved when a slice arrives.
+    node_name: Box<str>,
+    /// One entry per key with a Service, slices, or both (one map, so the
+    /// key is stored once).
+    entries: BTreeMap<Box<str>, Entry>,
+    svc_init: Option<BTreeMap<Box<str>, SvcView>>,
+    slice_init: Option<BTreeMap<Box<str>, Slices>>,
     svc_synced: bool,
     slices_synced: bool,
 }
 
-/// Drops what the proxy never reads (managed fields dominate object size).
-fn slim_svc(mut s: Service) -> Service {
-    s.metadata.managed_fields = None;
-    s.metadata.annotations = None;
-    s
+#[derive(Debug, Default)]
+struct Entry {
+    svc: Option<SvcView>,
+    slices: Slices,
 }
 
-fn slim_slice(mut s: EndpointSlice) -> EndpointSlice {
-    s.metadata.managed_fields = None;
-    s.metadata.annotations = None;
-    for ep in &mut s.endpoints {
-        ep.target_ref = None;
-        ep.hints = None;
-        ep.deprecated_topology = None;
+impl Entry {
+    fn is_empty(&self) -> bool {
+        self.svc.is_none() && self.slices.is_empty()
     }
-    s
 }
 
 fn svc_key(svc: &Service) -> String {
@@ -57,11 +60,35 @@ fn slice_owner(slice: &EndpointSlice) -> Option<String> {
     ))
 }
 
-fn slice_name(slice: &EndpointSlice) -> String {
-    slice.metadata.name.clone().unwrap_or_default()
+fn slice_name(slice: &EndpointSlice) -> &str {
+    slice.metadata.name.as_deref().unwrap_or("")
+}
+
+/// Inserts or replaces slice `name`, keeping the list sorted.
+fn put_slice(slices: &mut Slices, name: &str, view: SliceView) {
+    match slices.binary_search_by(|(n, _)| (**n).cmp(name)) {
+        Ok(i) => {
+            if let Some(s) = slices.get_mut(i) {
+                s.1 = view;
+            }
+        }
+        Err(i) => slices.insert(i, (name.into(), view)),
+    }
 }
 
 impl Cache {
+    /// An empty cache for the proxy of node `node_name`.
+    pub fn new(node_name: &str) -> Cache {
+        Cache {
+            node_name: node_name.into(),
+            entries: BTreeMap::new(),
+            svc_init: None,
+            slice_init: None,
+            svc_synced: false,
+            slices_synced: false,
+        }
+    }
+
     /// Whether both initial lists have completed (syncing earlier would
     /// program Services without their endpoints, i.e. reject them).
     pub fn ready(&self) -> bool {
@@ -74,25 +101,38 @@ impl Cache {
         match ev {
             Event::Apply(s) => {
                 let k = svc_key(&s);
-                self.services.insert(k.clone(), slim_svc(s));
+                self.entries.entry(k.as_str().into()).or_default().svc = Some(SvcView::new(&s));
                 dirty.insert(k);
             }
             Event::Delete(s) => {
                 let k = svc_key(&s);
-                self.services.remove(&k);
+                if let Some(e) = self.entries.get_mut(k.as_str()) {
+                    e.svc = None;
+                    if e.is_empty() {
+                        self.entries.remove(k.as_str());
+                    }
+                }
                 dirty.insert(k);
             }
             Event::Init => self.svc_init = Some(BTreeMap::new()),
             Event::InitApply(s) => {
                 self.svc_init
                     .get_or_insert_with(BTreeMap::new)
-                    .insert(svc_key(&s), slim_svc(s));
+                    .insert(svc_key(&s).into(), SvcView::new(&s));
             }
             Event::InitDone => {
                 let new = self.svc_init.take().unwrap_or_default();
-                let old = std::mem::replace(&mut self.services, new);
-                dirty.extend(old.into_keys());
-                dirty.extend(self.services.keys().cloned());
+                // Every Service of the old list and of the new one is touched.
+                for (k, e) in &mut self.entries {
+                    if e.svc.take().is_some() {
+                        dirty.insert(k.to_string());
+                    }
+                }
+                for (k, v) in new {
+                    dirty.insert(k.to_string());
+                    self.entries.entry(k).or_default().svc = Some(v);
+                }
+                self.entries.retain(|_, e| !e.is_empty());
                 self.svc_synced = true;
             }
         }
@@ -105,19 +145,18 @@ impl Cache {
         match ev {
             Event::Apply(s) => {
                 if let Some(k) = slice_owner(&s) {
-                    self.slices
-                        .entry(k.clone())
-                        .or_default()
-                        .insert(slice_name(&s), slim_slice(s));
+                    let view = SliceView::new(&s, &self.node_name);
+                    let e = self.entries.entry(k.as_str().into()).or_default();
+                    put_slice(&mut e.slices, slice_name(&s), view);
                     dirty.insert(k);
                 }
             }
             Event::Delete(s) => {
                 if let Some(k) = slice_owner(&s) {
-                    if let Some(m) = self.slices.get_mut(&k) {
-                        m.remove(&slice_name(&s));
-                        if m.is_empty() {
-                            self.slices.remove(&k);
+                    if let Some(e) = self.entries.get_mut(k.as_str()) {
+                        e.slices.retain(|(n, _)| **n != *slice_name(&s));
+                        if e.is_empty() {
+                            self.entries.remove(k.as_str());
                         }
                     }
                     dirty.insert(k);
@@ -126,33 +165,44 @@ impl Cache {
             Event::Init => self.slice_init = Some(BTreeMap::new()),
             Event::InitApply(s) => {
                 if let Some(k) = slice_owner(&s) {
-                    self.slice_init
+                    let view = SliceView::new(&s, &self.node_name);
+                    let slices = self
+                        .slice_init
                         .get_or_insert_with(BTreeMap::new)
-                        .entry(k)
-                        .or_default()
-                        .insert(slice_name(&s), slim_slice(s));
+                        .entry(k.into())
+                        .or_default();
+                    put_slice(slices, slice_name(&s), view);
                 }
             }
             Event::InitDone => {
                 let new = self.slice_init.take().unwrap_or_default();
-                let old = std::mem::replace(&mut self.slices, new);
-                dirty.extend(old.into_keys());
-                dirty.extend(self.slices.keys().cloned());
+                // Every Service with slices in the old list or the new one is touched.
+                for (k, e) in &mut self.entries {
+                    if !e.slices.is_empty() {
+                        e.slices = Vec::new();
+                        dirty.insert(k.to_string());
+                    }
+                }
+                for (k, mut v) in new {
+                    dirty.insert(k.to_string());
+                    v.shrink_to_fit();
+                    self.entries.entry(k).or_default().slices = v;
+                }
+                self.entries.retain(|_, e| !e.is_empty());
                 self.slices_synced = true;
             }
         }
         dirty
     }
 
-    /// Plans one Service (an empty plan when it is gone or not proxied).
-    pub fn plan(&self, key: &str, node_name: &str, base: &Base) -> Option<ServicePlan> {
-        let svc = self.services.get(key)?;
-        let slices: Vec<&EndpointSlice> = self
-            .slices
-            .get(key)
-            .map(|m| m.values().collect())
-            .unwrap_or_default();
-        let ports = service_ports(svc, &slices, node_name);
+    /// Plans one Service (`None` when it is gone or not proxied).
+    pub fn plan(&self, key: &str, base: &Base) -> Option<ServicePlan> {
+        let e = self.entries.get(key)?;
+        let svc = e.svc.as_ref()?;
+        let slices: Vec<&SliceView> = e.slices.iter().map(|(_, s)| s).collect();
+        // Keys are `namespace/name`, and neither part may contain a slash.
+        let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+        let ports = svc.ports(namespace, name, &slices);
         if ports.is_empty() {
             return None;
         }
@@ -184,7 +234,7 @@ mod tests {
 
     #[test]
     fn not_ready_until_both_lists_are_done() {
-        let mut c = Cache::default();
+        let mut c = Cache::new("n1");
         c.service_event(Event::Init);
         c.service_event(Event::InitApply(svc("a")));
         assert!(c.service_event(Event::InitDone).contains("default/a"));
@@ -196,7 +246,7 @@ mod tests {
 
     #[test]
     fn slice_events_touch_their_service_and_relist_drops_vanished_ones() {
-        let mut c = Cache::default();
+        let mut c = Cache::new("n1");
         c.service_event(Event::Apply(svc("a")));
         let dirty = c.slice_event(Event::Apply(slice("a-1", "a")));
         assert_eq!(
@@ -205,7 +255,6 @@ mod tests {
         );
         let plan = c.plan(
             "default/a",
-            "n1",
             &Base {
                 cluster_cidr: "10.244.0.0/16".parse().unwrap(),
                 nodeport_addresses: vec![],
@@ -225,7 +274,6 @@ mod tests {
         assert!(dirty.contains("default/a"));
         let plan = c.plan(
             "default/a",
-            "n1",
             &Base {
                 cluster_cidr: "10.244.0.0/16".parse().unwrap(),
                 nodeport_addresses: vec![],

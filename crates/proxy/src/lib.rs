@@ -20,6 +20,8 @@ pub mod nlskel;
 pub mod plan;
 pub mod render;
 mod syncloop;
+pub mod vecmap;
+pub mod view;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

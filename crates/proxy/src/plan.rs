@@ -23,12 +23,13 @@
 //! endpoints as 30,000 chains. Per-endpoint chains remain for ClientIP
 //! affinity, which needs one timed set per endpoint.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
 use crate::model::{Endpoint, Proto, SvcPort};
+use crate::vecmap::VecMap;
 
 /// Name of the shared table (family `ip`); shard tables are `portico-NN`.
 pub const TABLE: &str = "portico";
@@ -314,11 +315,11 @@ pub struct ServicePlan {
     pub shard: u16,
     /// Regular chains and their rules (firewall chains in the shared table,
     /// the others in the shard table: see [`ServicePlan::chain_table`]).
-    pub chains: BTreeMap<String, Vec<Rule>>,
+    pub chains: VecMap<String, Vec<Rule>>,
     /// ClientIP affinity sets (name → timeout in seconds).
-    pub sets: BTreeMap<String, u32>,
+    pub sets: VecMap<String, u32>,
     /// Map elements: (map, key) → value (empty for the plain no-endpoint sets).
-    pub elements: BTreeMap<(Map, String), String>,
+    pub elements: VecMap<(Map, String), String>,
     /// Endpoint IPs that need the hairpin masquerade.
     pub hairpin: BTreeSet<Ipv4Addr>,
     /// UDP flows served by endpoints (used to flush conntrack on removal).
@@ -326,7 +327,7 @@ pub struct ServicePlan {
     /// UDP Service addresses with endpoints (flush conntrack when they gain their first).
     pub udp_live: BTreeSet<UdpFlow>,
     /// Health check node ports this Service needs.
-    pub health: BTreeMap<u16, HealthCheck>,
+    pub health: VecMap<u16, HealthCheck>,
 }
 
 impl ServicePlan {
@@ -410,6 +411,11 @@ pub fn plan_service(ports: &[SvcPort], base: &Base) -> ServicePlan {
     for p in ports {
         plan_port(p, base, &mut plan);
     }
+    // Plans are kept until the Service changes: no spare capacity.
+    plan.chains.shrink_to_fit();
+    plan.sets.shrink_to_fit();
+    plan.elements.shrink_to_fit();
+    plan.health.shrink_to_fit();
     plan
 }
 

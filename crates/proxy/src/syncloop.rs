@@ -21,7 +21,6 @@ use crate::{apply, cache, health, ProxyError, MIN_SYNC_PERIOD};
 pub(crate) struct SyncLoop<N, C> {
     proxier: Option<Proxier<N, C>>,
     base: Base,
-    node_name: String,
     cache: cache::Cache,
     desired: BTreeMap<String, Arc<ServicePlan>>,
     dirty: BTreeSet<String>,
@@ -41,8 +40,7 @@ impl<N: Nft + 'static, C: Conntrack + 'static> SyncLoop<N, C> {
         SyncLoop {
             proxier: Some(proxier),
             base,
-            node_name,
-            cache: cache::Cache::default(),
+            cache: cache::Cache::new(&node_name),
             desired: BTreeMap::new(),
             dirty: BTreeSet::new(),
             metrics,
@@ -107,7 +105,7 @@ impl<N: Nft + 'static, C: Conntrack + 'static> SyncLoop<N, C> {
         let started = Instant::now();
         let dirty = std::mem::take(&mut self.dirty);
         for key in &dirty {
-            match self.cache.plan(key, &self.node_name, &self.base) {
+            match self.cache.plan(key, &self.base) {
                 Some(p) => self.desired.insert(key.clone(), Arc::new(p)),
                 None => self.desired.remove(key),
             };

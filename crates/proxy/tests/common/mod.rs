@@ -3,6 +3,8 @@
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher::Event;
+use portico_proxy::cache::Cache;
 use portico_proxy::model::service_ports;
 use portico_proxy::plan::{plan_service, Base, ServicePlan};
 use serde_json::{json, Value};
@@ -50,7 +52,21 @@ pub fn base() -> Base {
     }
 }
 
+/// Plans from the typed objects, and checks that the watch cache, which keeps
+/// only compact views of them, plans the same (every test shape goes through both).
 pub fn plan(svc: &Service, slices: &[EndpointSlice], node: &str, base: &Base) -> ServicePlan {
     let refs: Vec<&EndpointSlice> = slices.iter().collect();
-    plan_service(&service_ports(svc, &refs, node), base)
+    let typed = plan_service(&service_ports(svc, &refs, node), base);
+    let mut cache = Cache::new(node);
+    cache.service_event(Event::Apply(svc.clone()));
+    for s in slices {
+        cache.slice_event(Event::Apply(s.clone()));
+    }
+    let key = format!(
+        "{}/{}",
+        svc.metadata.namespace.as_deref().unwrap_or(""),
+        svc.metadata.name.as_deref().unwrap_or("")
+    );
+    assert_eq!(cache.plan(&key, base).unwrap_or_default(), typed);
+    typed
 }
