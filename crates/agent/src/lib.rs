@@ -30,6 +30,7 @@ mod rtnl;
 mod runtime;
 mod sandbox;
 mod status;
+mod svcenv;
 
 use std::future::Future;
 use std::net::Ipv4Addr;

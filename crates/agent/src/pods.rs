@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::runtime::Runtime;
 use crate::status::{self, PodRt};
+use crate::svcenv::EnvServices;
 
 /// What the agent is doing with a pod uid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,6 @@ pub async fn run(client: kube::Client, runtime: Arc<Runtime>) {
     let pods: Api<Pod> = Api::all(client.clone());
     let services: Api<Service> = Api::all(client.clone());
     let (pod_reader, pod_writer) = reflector::store();
-    let (svc_reader, svc_writer) = reflector::store();
     let pod_stream = reflector::reflector(
         pod_writer,
         watcher(
@@ -52,17 +52,26 @@ pub async fn run(client: kube::Client, runtime: Arc<Runtime>) {
     )
     .default_backoff()
     .boxed();
-    let svc_stream =
-        reflector::reflector(svc_writer, watcher(services, watcher::Config::default()))
-            .default_backoff()
-            .boxed();
+    // Every Service of the cluster, kept compactly (not a reflector of typed
+    // objects: at 30,000 Services those would cost more than the proxy).
+    let env_services = Arc::new(Mutex::new(EnvServices::default()));
+    let (listed_tx, mut listed_rx) = watch::channel(false);
+    let svc_stream = watcher(services, watcher::Config::default()).default_backoff();
     // Services only need to be current; drive their stream on its own
     // (stopped with this loop).
+    let svc_cache = Arc::clone(&env_services);
     let _svc_task = AbortOnDrop(tokio::spawn(async move {
-        let mut s = svc_stream;
+        let mut s = std::pin::pin!(svc_stream);
         while let Some(ev) = s.next().await {
-            if let Err(e) = ev {
-                tracing::debug!(error = %e, "watching services");
+            match ev {
+                Ok(ev) => {
+                    let mut c = lock(&svc_cache);
+                    c.apply(ev);
+                    if c.listed() {
+                        listed_tx.send_if_modified(|l| !std::mem::replace(l, true));
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "watching services"),
             }
         }
     }));
@@ -76,7 +85,7 @@ pub async fn run(client: kube::Client, runtime: Arc<Runtime>) {
     // Service env vars need the Services that exist when a pod starts; give
     // the Service cache its initial list first (bounded: an API without
     // Services must not stop pods from running).
-    let _ = tokio::time::timeout(Duration::from_secs(5), svc_reader.wait_until_ready()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), listed_rx.wait_for(|l| *l)).await;
     loop {
         tokio::select! {
             ev = pod_stream.next() => match ev {
@@ -94,7 +103,7 @@ pub async fn run(client: kube::Client, runtime: Arc<Runtime>) {
             Some(Err(_)) => return,
             None => continue,
         }
-        sync(&client, &runtime, &state, &pod_reader, &svc_reader, &node);
+        sync(&client, &runtime, &state, &pod_reader, &env_services, &node);
     }
 }
 
@@ -131,7 +140,7 @@ fn sync(
     runtime: &Arc<Runtime>,
     state: &Arc<Mutex<State>>,
     pods: &Store<Pod>,
-    services: &Store<Service>,
+    services: &Mutex<EnvServices>,
     node: &str,
 ) {
     let all = pods.state();
@@ -184,7 +193,7 @@ fn sync(
             s.phases.insert(uid.clone(), Phase::Starting);
             s.starting.insert(uid.clone());
         }
-        let svcs: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
+        let svcs: Vec<Service> = lock(services).for_pod(pod);
         let (client, runtime, state, pod) = (
             client.clone(),
             Arc::clone(runtime),

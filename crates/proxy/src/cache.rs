@@ -287,4 +287,39 @@ mod tests {
             .keys()
             .any(|(m, _)| *m == crate::plan::Map::NoEndpointServices));
     }
+
+    #[test]
+    fn a_service_relist_keeps_slices_and_reports_old_and_new_services() {
+        let base = Base {
+            cluster_cidr: "10.244.0.0/16".parse().unwrap(),
+            nodeport_addresses: vec![],
+            shards: 1,
+            masquerade_fully_random: false,
+        };
+        let mut c = Cache::new("n1");
+        c.service_event(Event::Apply(svc("a")));
+        c.slice_event(Event::Apply(slice("b-1", "b")));
+        c.slice_event(Event::Apply(slice("b-2", "b")));
+        c.service_event(Event::Init);
+        c.service_event(Event::InitApply(svc("b")));
+        let dirty = c.service_event(Event::InitDone);
+        assert_eq!(
+            dirty.into_iter().collect::<Vec<_>>(),
+            vec!["default/a".to_string(), "default/b".to_string()]
+        );
+        assert!(c.plan("default/a", &base).is_none());
+        // b's slices, received before its Service, are kept (one endpoint, deduplicated).
+        let plan = c.plan("default/b", &base).unwrap();
+        let rules: Vec<String> = plan
+            .chains
+            .values()
+            .flatten()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(rules.iter().filter(|r| r.contains("dnat to")).count(), 1);
+        c.slice_event(Event::Delete(slice("b-1", "b")));
+        c.slice_event(Event::Delete(slice("b-2", "b")));
+        c.service_event(Event::Delete(svc("b")));
+        assert!(c.entries.is_empty());
+    }
 }
