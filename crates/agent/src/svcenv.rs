@@ -103,27 +103,21 @@ impl EnvServices {
         self.listed
     }
 
-    /// Typed copies of the Services whose variables `pod` gets: those of its
-    /// namespace when `enableServiceLinks` is on (the default), and
-    /// `default/kubernetes` (the kubelet's rule, see `service_env`).
+    /// Typed copies of the Services whose variables `pod` can get: those of its
+    /// namespace and `default/kubernetes`. Which of them it does get
+    /// (`enableServiceLinks`, the `kubernetes` rule) stays `service_env`'s decision,
+    /// so the rule lives in one place.
     pub(crate) fn for_pod(&self, pod: &Pod) -> Vec<Service> {
         let pod_ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let links = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.enable_service_links)
-            .unwrap_or(true);
         let master = self
             .by_ns
             .get("default")
             .and_then(|m| m.get_key_value("kubernetes"))
-            .map(|(n, s)| ("default", n, s))
-            // Already among the pod's own then.
-            .filter(|_| !(links && pod_ns == "default"));
+            .filter(|_| pod_ns != "default")
+            .map(|(n, s)| ("default", n, s));
         let own = self
             .by_ns
             .get(pod_ns)
-            .filter(|_| links)
             .into_iter()
             .flatten()
             .map(|(n, s)| (pod_ns, n, s));
